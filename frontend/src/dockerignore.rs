@@ -1,0 +1,1 @@
+//! (dockerignore: filled in by its issue.)

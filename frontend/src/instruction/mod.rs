@@ -1,0 +1,1 @@
+//! (instruction: filled in by its issue.)

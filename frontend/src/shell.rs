@@ -1,0 +1,1 @@
+//! (shell: filled in by its issue.)
