@@ -44,6 +44,7 @@ use std::time::Duration;
 
 pub use duration::{DurationError, parse_go_duration};
 pub use error::{Error, ErrorKind};
+pub(crate) use error::go_quote;
 
 pub use mount::{Mount, MountError, MountType, Sharing};
 pub use chmod::Chmod;
