@@ -21,8 +21,17 @@ pub(crate) struct Expanded {
 }
 
 /// Expands `word` with `env`; `line` is where the word stands, for errors.
-pub(crate) fn expand(word: &str, env: &BTreeMap<String, String>, escape: Escape, line: usize) -> Result<Expanded, ExpandError> {
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn expand(
+    word: &str,
+    env: &BTreeMap<String, String>,
+    escape: Escape,
+    line: usize,
+) -> Result<Expanded, ExpandError> {
     // Placeholder until the shell lexer lands: words are taken literally.
     let _ = (env, escape, line);
-    Ok(Expanded { value: word.to_owned(), matched: BTreeSet::new() })
+    Ok(Expanded {
+        value: word.to_owned(),
+        matched: BTreeSet::new(),
+    })
 }

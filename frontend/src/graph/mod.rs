@@ -97,7 +97,9 @@ pub struct Stage {
 impl Stage {
     /// The name BuildKit shows in progress: the stage's name, or `stage-N`.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("stage-{}", self.id.0))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", self.id.0))
     }
 }
 
@@ -156,7 +158,10 @@ impl BuildGraph {
     /// The stage named `name` (case-insensitive), if any.
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
         let name = name.to_lowercase();
-        self.stages.iter().rev().find(|s| s.name.as_deref() == Some(name.as_str()))
+        self.stages
+            .iter()
+            .rev()
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
     }
 
     /// Whether the target needs this stage.
@@ -191,10 +196,14 @@ impl BuildGraph {
     pub fn unused_build_args(&self) -> Vec<&str> {
         let declared = |name: &str| {
             self.global_args.iter().any(|a| a.name == name)
-                || self.needed.iter().flat_map(|id| &self.stage(*id).steps).any(|step| match &step.instruction {
-                    instruction::Instruction::Arg(defs) => defs.iter().any(|d| d.name == name),
-                    _ => false,
-                })
+                || self
+                    .needed
+                    .iter()
+                    .flat_map(|id| &self.stage(*id).steps)
+                    .any(|step| match &step.instruction {
+                        instruction::Instruction::Arg(defs) => defs.iter().any(|d| d.name == name),
+                        _ => false,
+                    })
         };
         self.build_args
             .keys()

@@ -33,13 +33,13 @@ pub fn targets(dockerfile: &Dockerfile) -> Result<Vec<TargetInfo>, Error> {
     Ok(stages
         .into_iter()
         .enumerate()
-        .map(|(i, (from, step, _))| TargetInfo {
-            name: from.name,
-            description: from.description,
-            base: from.image,
-            platform: from.platform,
+        .map(|(i, stage)| TargetInfo {
+            name: stage.from.name,
+            description: stage.from.description,
+            base: stage.from.image,
+            platform: stage.from.platform,
             default: i == last,
-            line: step.span.start,
+            line: stage.from_step.span.start,
         })
         .collect())
 }
@@ -120,10 +120,21 @@ impl BuildGraph {
         args.sort_by_key(|a| a.line);
         let (secrets, ssh) = self.mounted_secrets();
         let target = self.target_stage();
-        Outline { name: target.name.clone(), description: target.from.description.clone(), args, secrets, ssh }
+        Outline {
+            name: target.name.clone(),
+            description: target.from.description.clone(),
+            args,
+            secrets,
+            ssh,
+        }
     }
 
-    fn collect_args(&self, id: StageId, visited: &mut BTreeSet<StageId>, listed: &mut BTreeMap<String, OutlineArg>) {
+    fn collect_args(
+        &self,
+        id: StageId,
+        visited: &mut BTreeSet<StageId>,
+        listed: &mut BTreeMap<String, OutlineArg>,
+    ) {
         if !visited.insert(id) {
             return;
         }
@@ -143,7 +154,9 @@ impl BuildGraph {
             };
         }
         for step in &stage.steps {
-            let Instruction::Arg(defs) = &step.instruction else { continue };
+            let Instruction::Arg(defs) = &step.instruction else {
+                continue;
+            };
             for def in defs {
                 used.insert(&def.name);
                 let given = self.build_args.get(&def.name);
@@ -199,19 +212,34 @@ impl BuildGraph {
     fn mounted_secrets(&self) -> (Vec<OutlineSecret>, Vec<OutlineSecret>) {
         let (mut secrets, mut ssh): (Vec<OutlineSecret>, Vec<OutlineSecret>) = (Vec::new(), Vec::new());
         for step in self.needed.iter().flat_map(|id| &self.stage(*id).steps) {
-            let Instruction::Run(run) = &step.instruction else { continue };
+            let Instruction::Run(run) = &step.instruction else {
+                continue;
+            };
             for mount in &run.mounts {
                 let (list, name) = match mount.kind {
                     MountType::Secret => {
-                        let base = mount.target.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t).to_owned());
-                        (&mut secrets, mount.source.clone().or_else(|| mount.id.clone()).or(base))
+                        let base = mount
+                            .target
+                            .as_deref()
+                            .map(|t| t.rsplit('/').next().unwrap_or(t).to_owned());
+                        (
+                            &mut secrets,
+                            mount.source.clone().or_else(|| mount.id.clone()).or(base),
+                        )
                     }
-                    MountType::Ssh => (&mut ssh, Some(mount.id.clone().unwrap_or_else(|| "default".to_owned()))),
+                    MountType::Ssh => (
+                        &mut ssh,
+                        Some(mount.id.clone().unwrap_or_else(|| "default".to_owned())),
+                    ),
                     MountType::Bind | MountType::Cache | MountType::Tmpfs => continue,
                 };
                 let Some(name) = name else { continue };
                 if !list.iter().any(|s| s.name == name) {
-                    list.push(OutlineSecret { name, required: mount.required, line: step.span.start });
+                    list.push(OutlineSecret {
+                        name,
+                        required: mount.required,
+                        line: step.span.start,
+                    });
                 }
             }
         }

@@ -58,9 +58,27 @@ pub struct Planner<'a> {
 
 /// Global-scope names that `--build-arg` may set without any ARG declaring them.
 const BUILTIN_ARGS: [&str; 22] = [
-    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT", "TARGETPLATFORM", "TARGETOS", "TARGETARCH",
-    "TARGETVARIANT", "TARGETSTAGE", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
-    "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "SOURCE_DATE_EPOCH", "BUILDKIT_SBOM_SCAN_CONTEXT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "TARGETSTAGE",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "SOURCE_DATE_EPOCH",
+    "BUILDKIT_SBOM_SCAN_CONTEXT",
     "BUILDKIT_SBOM_SCAN_STAGE",
 ];
 
@@ -71,7 +89,13 @@ pub(super) fn is_builtin_arg(name: &str) -> bool {
 impl<'a> Planner<'a> {
     /// A planner for `dockerfile` on a machine of platform `build_platform`.
     pub fn new(dockerfile: &'a Dockerfile, build_platform: Platform) -> Planner<'a> {
-        Planner { dockerfile, build_platform, target_platform: None, target: None, build_args: BTreeMap::new() }
+        Planner {
+            dockerfile,
+            build_platform,
+            target_platform: None,
+            target: None,
+            build_args: BTreeMap::new(),
+        }
     }
 
     /// Sets one `--build-arg`.
@@ -89,7 +113,8 @@ impl<'a> Planner<'a> {
         K: Into<String>,
         V: Into<String>,
     {
-        self.build_args.extend(args.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.build_args
+            .extend(args.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
@@ -111,9 +136,20 @@ impl<'a> Planner<'a> {
     pub fn plan(self) -> Result<BuildGraph, Error> {
         let escape = self.dockerfile.directives.escape;
         let (meta, raw) = split_stages(instruction::parse_all(self.dockerfile)?)?;
-        let target_platform = self.target_platform.clone().unwrap_or_else(|| self.build_platform.clone());
-        let target_name = self.target.clone().unwrap_or_else(|| raw.last().and_then(|s| s.0.name.clone()).unwrap_or_default());
-        let mut env = automatic_args(&self.build_platform, &target_platform, &target_name, &self.build_args);
+        let target_platform = self
+            .target_platform
+            .clone()
+            .unwrap_or_else(|| self.build_platform.clone());
+        let target_name = self
+            .target
+            .clone()
+            .unwrap_or_else(|| raw.last().and_then(|s| s.from.name.clone()).unwrap_or_default());
+        let mut env = automatic_args(
+            &self.build_platform,
+            &target_platform,
+            &target_name,
+            &self.build_args,
+        );
         let global_args = global_args(&meta, &mut env, &self.build_args, escape)?;
         let mut stages = resolve_bases(raw, &env, &self.build_platform, escape)?;
         let target = match &self.target {
@@ -121,7 +157,10 @@ impl<'a> Planner<'a> {
             Some(name) => find_stage(&stages, name).ok_or_else(|| {
                 let names: Vec<String> = stages.iter().map(Stage::display_name).collect();
                 let suggestion = suggest(name, names.iter().map(String::as_str), true);
-                Error::UnknownTarget { target: name.clone(), suggestion }
+                Error::UnknownTarget {
+                    target: name.clone(),
+                    suggestion,
+                }
             })?,
         };
         link_inputs(&mut stages)?;
@@ -142,19 +181,34 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// A FROM and the steps after it, before planning.
+pub(super) struct RawStage {
+    pub(super) from: instruction::From,
+    pub(super) from_step: Step,
+    pub(super) steps: Vec<Step>,
+}
+
 /// Groups steps into stages: the global ARGs, then each FROM with the steps after it.
-pub(super) fn split_stages(steps: Vec<Step>) -> Result<(Vec<Step>, Vec<(instruction::From, Step, Vec<Step>)>), Error> {
+pub(super) fn split_stages(steps: Vec<Step>) -> Result<(Vec<Step>, Vec<RawStage>), Error> {
     if steps.is_empty() {
         return Err(Error::NoInstructions);
     }
     let mut meta = Vec::new();
-    let mut stages: Vec<(instruction::From, Step, Vec<Step>)> = Vec::new();
+    let mut stages: Vec<RawStage> = Vec::new();
     for step in steps {
         match (&step.instruction, stages.last_mut()) {
-            (Instruction::From(from), _) => stages.push((from.clone(), step, Vec::new())),
-            (_, Some((_, _, body))) => body.push(step),
+            (Instruction::From(from), _) => stages.push(RawStage {
+                from: from.clone(),
+                from_step: step,
+                steps: Vec::new(),
+            }),
+            (_, Some(stage)) => stage.steps.push(step),
             (Instruction::Arg(_), None) => meta.push(step),
-            (_, None) => return Err(Error::NoBuildStage { line: step.span.start }),
+            (_, None) => {
+                return Err(Error::NoBuildStage {
+                    line: step.span.start,
+                });
+            }
         }
     }
     if stages.is_empty() {
@@ -197,7 +251,9 @@ fn global_args(
 ) -> Result<Vec<GlobalArg>, Error> {
     let mut out = Vec::new();
     for step in meta {
-        let Instruction::Arg(defs) = &step.instruction else { continue };
+        let Instruction::Arg(defs) = &step.instruction else {
+            continue;
+        };
         for def in defs {
             let mut uses = Vec::new();
             let value = match (build_args.get(&def.name), &def.default) {
@@ -236,18 +292,29 @@ fn global_args(
 /// Expands each FROM's image and platform and resolves the base: an earlier stage of that exact
 /// name, `scratch`, or an image.
 fn resolve_bases(
-    raw: Vec<(instruction::From, Step, Vec<Step>)>,
+    raw: Vec<RawStage>,
     env: &BTreeMap<String, String>,
     build_platform: &Platform,
     escape: Escape,
 ) -> Result<Vec<Stage>, Error> {
     let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
-    for (i, (from, from_step, steps)) in raw.into_iter().enumerate() {
+    for (
+        i,
+        RawStage {
+            from,
+            from_step,
+            steps,
+        },
+    ) in raw.into_iter().enumerate()
+    {
         let line = from_step.span.start;
         let expanded = expand(&from.image, env, escape, line)?;
         let (image, mut from_args) = (expanded.value, expanded.matched);
         if image.is_empty() {
-            return Err(Error::BlankBaseName { base: from.image.clone(), line });
+            return Err(Error::BlankBaseName {
+                base: from.image.clone(),
+                line,
+            });
         }
         let platform = match &from.platform {
             None => None,
@@ -256,14 +323,25 @@ fn resolve_bases(
                 from_args.extend(expanded.matched);
                 let value = expanded.value;
                 if value.is_empty() {
-                    return Err(Error::EmptyPlatform { expression: expression.clone(), line });
+                    return Err(Error::EmptyPlatform {
+                        expression: expression.clone(),
+                        line,
+                    });
                 }
                 let parsed = Platform::parse(&value, build_platform);
-                Some(parsed.map_err(|reason| Error::InvalidPlatform { expression: expression.clone(), reason, line })?)
+                Some(parsed.map_err(|reason| Error::InvalidPlatform {
+                    expression: expression.clone(),
+                    reason,
+                    line,
+                })?)
             }
         };
         // BuildKit looks the base up by its exact (expanded) name among the stages so far.
-        let base = match stages.iter().rev().find(|s| s.name.as_deref() == Some(image.as_str())) {
+        let base = match stages
+            .iter()
+            .rev()
+            .find(|s| s.name.as_deref() == Some(image.as_str()))
+        {
             Some(stage) => Base::Stage(stage.id),
             None if image == "scratch" => Base::Scratch,
             None => Base::Image(image),
@@ -286,7 +364,11 @@ fn resolve_bases(
 /// The last stage named `name`, case-insensitively.
 fn find_stage(stages: &[Stage], name: &str) -> Option<StageId> {
     let name = name.to_lowercase();
-    stages.iter().rev().find(|s| s.name.as_deref() == Some(name.as_str())).map(|s| s.id)
+    stages
+        .iter()
+        .rev()
+        .find(|s| s.name.as_deref() == Some(name.as_str()))
+        .map(|s| s.id)
 }
 
 /// Fills in each stage's `COPY --from` and `RUN --mount=from=` inputs.
@@ -300,15 +382,23 @@ fn link_inputs(stages: &mut [Stage]) -> Result<(), Error> {
                     let input = match parse_go_int(from) {
                         Some(n) => match usize::try_from(n).ok().filter(|n| *n < stages.len()) {
                             Some(n) => Input::Stage(StageId(n)),
-                            None => return Err(Error::InvalidStageIndex { index: n, line: step.span.start }),
+                            None => {
+                                return Err(Error::InvalidStageIndex {
+                                    index: n,
+                                    line: step.span.start,
+                                });
+                            }
                         },
-                        None => find_stage(stages, from).map_or_else(|| Input::Image(from.clone()), Input::Stage),
+                        None => {
+                            find_stage(stages, from).map_or_else(|| Input::Image(from.clone()), Input::Stage)
+                        }
                     };
                     dependencies.push(Dependency { step: index, input });
                 }
                 Instruction::Run(run) => {
                     for from in run.mounts.iter().filter_map(|m| m.from.as_ref()) {
-                        let input = find_stage(stages, from).map_or_else(|| Input::Image(from.clone()), Input::Stage);
+                        let input =
+                            find_stage(stages, from).map_or_else(|| Input::Image(from.clone()), Input::Stage);
                         dependencies.push(Dependency { step: index, input });
                     }
                 }
@@ -346,7 +436,13 @@ fn edges(stage: &Stage) -> impl Iterator<Item = StageId> + '_ {
 /// `--mount=from=` edges (not FROM) from each stage in order; the error names the stage the walk
 /// started from and points at the first instruction of the cycle's path.
 fn check_cycles(stages: &[Stage]) -> Result<(), Error> {
-    fn visit(stages: &[Stage], id: StageId, visited: &mut BTreeSet<StageId>, path: &mut BTreeSet<StageId>, lines: &[usize]) -> Option<Vec<usize>> {
+    fn visit(
+        stages: &[Stage],
+        id: StageId,
+        visited: &mut BTreeSet<StageId>,
+        path: &mut BTreeSet<StageId>,
+        lines: &[usize],
+    ) -> Option<Vec<usize>> {
         if !visited.insert(id) {
             return None;
         }
@@ -369,7 +465,10 @@ fn check_cycles(stages: &[Stage]) -> Result<(), Error> {
     let mut visited = BTreeSet::new();
     for stage in stages {
         if let Some(lines) = visit(stages, stage.id, &mut visited, &mut BTreeSet::new(), &[]) {
-            return Err(Error::CircularDependency { stage: stage.display_name(), line: lines[0] });
+            return Err(Error::CircularDependency {
+                stage: stage.display_name(),
+                line: lines[0],
+            });
         }
     }
     Ok(())
@@ -404,11 +503,18 @@ fn check_order(stages: &[Stage], needed: &[StageId]) -> Result<(), Error> {
                 Instruction::Copy(copy) => Error::CopyFromLaterStage {
                     from: copy.from.clone().unwrap_or_default(),
                     // BuildKit leaves a lone stage unnamed.
-                    stage: if single { String::new() } else { stage.display_name() },
+                    stage: if single {
+                        String::new()
+                    } else {
+                        stage.display_name()
+                    },
                     line,
                 },
                 Instruction::Run(run) => {
-                    let mount = run.mounts.iter().find(|m| m.from.as_deref().and_then(|f| find_stage(stages, f)) == Some(from));
+                    let mount = run
+                        .mounts
+                        .iter()
+                        .find(|m| m.from.as_deref().and_then(|f| find_stage(stages, f)) == Some(from));
                     Error::MountFromLaterStage {
                         from: mount.and_then(|m| m.from.clone()).unwrap_or_default(),
                         target: mount.and_then(|m| m.target.clone()).unwrap_or_default(),

@@ -29,20 +29,59 @@ pub enum PlatformError {
 }
 
 const OSES: [&str; 18] = [
-    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl", "netbsd",
-    "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
 ];
 
 const ARCHES: [&str; 25] = [
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
-    "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x",
-    "sparc", "sparc64", "wasm", "mips64r6",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+    "mips64r6",
 ];
 
 impl Platform {
     /// A platform from its parts, normalized (`x86_64` becomes `amd64`, `aarch64` becomes `arm64`).
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        let (architecture, variant) = normalize_arch(&architecture.to_lowercase(), variant.unwrap_or_default());
+        let (architecture, variant) =
+            normalize_arch(&architecture.to_lowercase(), variant.unwrap_or_default());
         Platform {
             os: normalize_os(os),
             architecture,
@@ -54,19 +93,35 @@ impl Platform {
     /// architecture and a lone architecture takes `default`'s OS (containerd uses the running
     /// host; the frontend is pure, so the caller says which platform that is).
     pub fn parse(specifier: &str, default: &Platform) -> Result<Platform, PlatformError> {
-        let unknown = || PlatformError::Unknown { specifier: specifier.to_owned() };
+        let unknown = || PlatformError::Unknown {
+            specifier: specifier.to_owned(),
+        };
         let parts: Vec<&str> = specifier.split('/').collect();
-        if parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')) {
-            return Err(PlatformError::Malformed { specifier: specifier.to_owned() });
+        if parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        }) {
+            return Err(PlatformError::Malformed {
+                specifier: specifier.to_owned(),
+            });
         }
         match parts.as_slice() {
             [one] => {
                 let os = normalize_os(one);
                 if OSES.contains(&os.as_str()) {
-                    return Ok(Platform { os, ..default.clone() });
+                    return Ok(Platform {
+                        os,
+                        ..default.clone()
+                    });
                 }
                 let p = Platform::new(&default.os, one, None);
-                if ARCHES.contains(&p.architecture.as_str()) { Ok(p) } else { Err(unknown()) }
+                if ARCHES.contains(&p.architecture.as_str()) {
+                    Ok(p)
+                } else {
+                    Err(unknown())
+                }
             }
             [os, arch] | [os, arch, _] => {
                 let p = Platform::new(os, arch, parts.get(2).copied());
@@ -76,7 +131,9 @@ impl Platform {
                     Err(unknown())
                 }
             }
-            _ => Err(PlatformError::Malformed { specifier: specifier.to_owned() }),
+            _ => Err(PlatformError::Malformed {
+                specifier: specifier.to_owned(),
+            }),
         }
     }
 
@@ -117,7 +174,14 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     let (arch, variant) = match arch {
         "i386" => ("386", String::new()),
         "x86_64" | "x86-64" | "amd64" => ("amd64", if variant == "v1" { String::new() } else { variant }),
-        "aarch64" | "arm64" => ("arm64", if matches!(variant.as_str(), "8" | "v8" | "v8.0") { String::new() } else { variant }),
+        "aarch64" | "arm64" => (
+            "arm64",
+            if matches!(variant.as_str(), "8" | "v8" | "v8.0") {
+                String::new()
+            } else {
+                variant
+            },
+        ),
         "armhf" => ("arm", "v7".to_owned()),
         "armel" => ("arm", "v6".to_owned()),
         "arm" => (
@@ -142,7 +206,9 @@ mod tests {
     }
 
     fn parse(s: &str) -> Result<String, String> {
-        Platform::parse(s, &host()).map(|p| p.to_string()).map_err(|e| e.to_string())
+        Platform::parse(s, &host())
+            .map(|p| p.to_string())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -160,9 +226,21 @@ mod tests {
 
     #[test]
     fn rejects_like_containerd() {
-        assert_eq!(parse("foo").unwrap_err(), r#""foo": unknown operating system or architecture: invalid argument"#);
-        assert_eq!(parse("linux/foo").unwrap_err(), r#""linux/foo": unknown operating system or architecture: invalid argument"#);
-        assert_eq!(parse("a/b/c/d").unwrap_err(), r#""a/b/c/d": cannot parse platform specifier: invalid argument"#);
-        assert_eq!(parse("linux/").unwrap_err(), r#""linux/": cannot parse platform specifier: invalid argument"#);
+        assert_eq!(
+            parse("foo").unwrap_err(),
+            r#""foo": unknown operating system or architecture: invalid argument"#
+        );
+        assert_eq!(
+            parse("linux/foo").unwrap_err(),
+            r#""linux/foo": unknown operating system or architecture: invalid argument"#
+        );
+        assert_eq!(
+            parse("a/b/c/d").unwrap_err(),
+            r#""a/b/c/d": cannot parse platform specifier: invalid argument"#
+        );
+        assert_eq!(
+            parse("linux/").unwrap_err(),
+            r#""linux/": cannot parse platform specifier: invalid argument"#
+        );
     }
 }

@@ -15,12 +15,22 @@ pub enum Chmod {
 impl Chmod {
     /// Parses a `--chmod` value (after expansion, if it held variables).
     pub fn parse(value: &str) -> Result<Chmod, ErrorKind> {
-        let invalid = || ErrorKind::InvalidChmod { value: value.to_owned() };
+        let invalid = || ErrorKind::InvalidChmod {
+            value: value.to_owned(),
+        };
         if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             let mode = u32::from_str_radix(value, 8).map_err(|_| invalid())?;
-            return if mode > 0o7777 { Err(invalid()) } else { Ok(Chmod::Octal(mode)) };
+            return if mode > 0o7777 {
+                Err(invalid())
+            } else {
+                Ok(Chmod::Octal(mode))
+            };
         }
-        if is_symbolic(value) { Ok(Chmod::Symbolic(value.to_owned())) } else { Err(invalid()) }
+        if is_symbolic(value) {
+            Ok(Chmod::Symbolic(value.to_owned()))
+        } else {
+            Err(invalid())
+        }
     }
 }
 
@@ -70,7 +80,9 @@ mod tests {
         for bad in ["10000", "789", "", "u", "u+q", "rwx", "u+x,"] {
             assert_eq!(
                 Chmod::parse(bad).unwrap_err().to_string(),
-                format!("invalid chmod parameter: '{bad}'. it should be octal string and between 0 and 07777"),
+                format!(
+                    "invalid chmod parameter: '{bad}'. it should be octal string and between 0 and 07777"
+                ),
                 "{bad}"
             );
         }

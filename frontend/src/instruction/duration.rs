@@ -32,7 +32,9 @@ pub enum DurationError {
 
 /// Parses `input` to signed nanoseconds, exactly as Go's `time.ParseDuration`.
 pub fn parse_go_duration(input: &str) -> Result<i64, DurationError> {
-    let invalid = || DurationError::Invalid { input: input.to_owned() };
+    let invalid = || DurationError::Invalid {
+        input: input.to_owned(),
+    };
     let mut s = input;
     let mut negative = false;
     if let Some(rest) = s.strip_prefix('-') {
@@ -64,9 +66,13 @@ pub fn parse_go_duration(input: &str) -> Result<i64, DurationError> {
         if !has_whole && !has_fraction {
             return Err(invalid());
         }
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if unit_len == 0 {
-            return Err(DurationError::MissingUnit { input: input.to_owned() });
+            return Err(DurationError::MissingUnit {
+                input: input.to_owned(),
+            });
         }
         let (unit, rest) = s.split_at(unit_len);
         s = rest;
@@ -80,11 +86,21 @@ pub fn parse_go_duration(input: &str) -> Result<i64, DurationError> {
         let mut value = whole * nanos;
         if fraction > 0 {
             // Go adds the fraction in float64; truncation matches its result.
-            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
             let extra = (fraction as f64 * (nanos as f64 / scale)) as u64;
-            value = value.checked_add(extra).filter(|v| *v <= 1 << 63).ok_or_else(invalid)?;
+            value = value
+                .checked_add(extra)
+                .filter(|v| *v <= 1 << 63)
+                .ok_or_else(invalid)?;
         }
-        total = total.checked_add(value).filter(|v| *v <= 1 << 63).ok_or_else(invalid)?;
+        total = total
+            .checked_add(value)
+            .filter(|v| *v <= 1 << 63)
+            .ok_or_else(invalid)?;
     }
     if negative {
         // -(1<<63) is representable; wrapping handles exactly that case.

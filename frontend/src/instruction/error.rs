@@ -259,9 +259,15 @@ mod tests {
 
     #[test]
     fn messages_match_buildkit() {
-        let e = ErrorKind::UnknownInstruction { keyword: "RUNN".into(), suggestion: Some("RUN".into()) };
+        let e = ErrorKind::UnknownInstruction {
+            keyword: "RUNN".into(),
+            suggestion: Some("RUN".into()),
+        };
         assert_eq!(e.to_string(), "unknown instruction: RUNN (did you mean RUN?)");
-        let e = ErrorKind::InvalidRetries { value: "x".into(), out_of_range: false };
+        let e = ErrorKind::InvalidRetries {
+            value: "x".into(),
+            out_of_range: false,
+        };
         assert_eq!(e.to_string(), r#"strconv.ParseInt: parsing "x": invalid syntax"#);
         let e = Error::new(4, ErrorKind::FromArguments);
         assert_eq!(e.to_string(), "FROM requires either one or three arguments");

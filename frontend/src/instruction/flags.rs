@@ -42,29 +42,42 @@ impl Flags {
             };
             let Some(name) = dashed.strip_prefix("--") else {
                 // The parser only hands over words starting with `--`; keep BFlags' check anyway.
-                return Err(ErrorKind::UnknownFlag { flag: dashed.to_owned(), suggestion: None });
+                return Err(ErrorKind::UnknownFlag {
+                    flag: dashed.to_owned(),
+                    suggestion: None,
+                });
             };
             let Some(&(name, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
                 let suggestion = suggest(name, allowed.iter().map(|(n, _)| *n), true);
-                return Err(ErrorKind::UnknownFlag { flag: dashed.to_owned(), suggestion });
+                return Err(ErrorKind::UnknownFlag {
+                    flag: dashed.to_owned(),
+                    suggestion,
+                });
             };
             let seen = flags.bools.contains_key(name) || flags.strings.contains_key(name);
             if seen && kind != FlagKind::Strings {
-                return Err(ErrorKind::DuplicateFlag { flag: dashed.to_owned() });
+                return Err(ErrorKind::DuplicateFlag {
+                    flag: dashed.to_owned(),
+                });
             }
             match (kind, value) {
                 (FlagKind::Bool, None) => {
                     flags.bools.insert(name, true);
                 }
                 (FlagKind::Bool, Some("")) | (FlagKind::String | FlagKind::Strings, None) => {
-                    return Err(ErrorKind::MissingFlagValue { flag: dashed.to_owned() });
+                    return Err(ErrorKind::MissingFlagValue {
+                        flag: dashed.to_owned(),
+                    });
                 }
                 (FlagKind::Bool, Some(v)) => {
                     let b = match v.to_lowercase().as_str() {
                         "true" => true,
                         "false" => false,
                         _ => {
-                            return Err(ErrorKind::InvalidBoolFlag { flag: dashed.to_owned(), value: v.to_owned() });
+                            return Err(ErrorKind::InvalidBoolFlag {
+                                flag: dashed.to_owned(),
+                                value: v.to_owned(),
+                            });
                         }
                     };
                     flags.bools.insert(name, b);
@@ -128,13 +141,31 @@ mod tests {
 
     #[test]
     fn errors_use_buildkit_wording() {
-        assert_eq!(parse(&["--form=x"]).unwrap_err(), "unknown flag: --form (did you mean from?)");
+        assert_eq!(
+            parse(&["--form=x"]).unwrap_err(),
+            "unknown flag: --form (did you mean from?)"
+        );
         assert_eq!(parse(&["--chmod=755"]).unwrap_err(), "unknown flag: --chmod");
-        assert_eq!(parse(&["--from=a", "--from=b"]).unwrap_err(), "duplicate flag specified: --from");
-        assert_eq!(parse(&["--link", "--link"]).unwrap_err(), "duplicate flag specified: --link");
+        assert_eq!(
+            parse(&["--from=a", "--from=b"]).unwrap_err(),
+            "duplicate flag specified: --from"
+        );
+        assert_eq!(
+            parse(&["--link", "--link"]).unwrap_err(),
+            "duplicate flag specified: --link"
+        );
         assert_eq!(parse(&["--from"]).unwrap_err(), "missing a value on flag: --from");
-        assert_eq!(parse(&["--link="]).unwrap_err(), "missing a value on flag: --link");
-        assert_eq!(parse(&["--link=yes"]).unwrap_err(), "expecting boolean value for flag --link, not: yes");
-        assert_eq!(parse(&["--exclude"]).unwrap_err(), "missing a value on flag: --exclude");
+        assert_eq!(
+            parse(&["--link="]).unwrap_err(),
+            "missing a value on flag: --link"
+        );
+        assert_eq!(
+            parse(&["--link=yes"]).unwrap_err(),
+            "expecting boolean value for flag --link, not: yes"
+        );
+        assert_eq!(
+            parse(&["--exclude"]).unwrap_err(),
+            "missing a value on flag: --exclude"
+        );
     }
 }

@@ -43,11 +43,11 @@ mod tests;
 use std::time::Duration;
 
 pub use duration::{DurationError, parse_go_duration};
-pub use error::{Error, ErrorKind};
 pub(crate) use error::go_quote;
+pub use error::{Error, ErrorKind};
 
-pub use mount::{Mount, MountError, MountType, Sharing};
 pub use chmod::Chmod;
+pub use mount::{Mount, MountError, MountType, Sharing};
 pub use parse::{parse, parse_all};
 
 use crate::syntax::{Heredoc, Span};
@@ -133,8 +133,24 @@ impl Instruction {
 
 /// Every instruction keyword, upper case, in the order "did you mean" considers them.
 pub const KEYWORDS: [&str; 18] = [
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
-    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 /// A command as written: shell form (run through the stage's SHELL) or exec form (a JSON array).
@@ -270,7 +286,9 @@ impl HealthcheckCmd {
     pub fn test(&self) -> Vec<String> {
         match &self.command {
             CommandLine::Shell(s) => vec!["CMD-SHELL".to_owned(), s.clone()],
-            CommandLine::Exec(args) => std::iter::once("CMD".to_owned()).chain(args.iter().cloned()).collect(),
+            CommandLine::Exec(args) => std::iter::once("CMD".to_owned())
+                .chain(args.iter().cloned())
+                .collect(),
         }
     }
 }

@@ -36,7 +36,10 @@ impl MountType {
 
     /// The name used in Dockerfiles.
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, t)| *t == self).map_or("bind", |(n, _)| n)
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("bind", |(n, _)| n)
     }
 }
 
@@ -196,8 +199,25 @@ pub enum MountError {
 }
 
 const KEYS: [&str; 19] = [
-    "type", "from", "source", "target", "readonly", "id", "sharing", "required", "mode", "uid", "gid", "src",
-    "dst", "destination", "ro", "rw", "readwrite", "size", "env",
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "size",
+    "env",
 ];
 
 impl Mount {
@@ -235,13 +255,19 @@ impl Mount {
         read_only_given: &mut bool,
         is_literal: &dyn Fn(&str) -> bool,
     ) -> Result<(), MountError> {
-        let invalid = || MountError::InvalidValue { key: key.to_owned(), value: value.to_owned() };
+        let invalid = || MountError::InvalidValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
         match key {
             "type" => {
                 let lower = value.to_lowercase();
                 let Some((_, kind)) = MountType::ALL.iter().find(|(n, _)| *n == lower) else {
                     let suggestion = suggest(value, MountType::ALL.iter().map(|(n, _)| *n), true);
-                    return Err(MountError::UnsupportedType { value: value.to_owned(), suggestion });
+                    return Err(MountError::UnsupportedType {
+                        value: value.to_owned(),
+                        suggestion,
+                    });
                 };
                 self.kind = *kind;
             }
@@ -260,17 +286,25 @@ impl Mount {
             "required" if matches!(self.kind, MountType::Secret | MountType::Ssh) => {
                 self.required = parse_go_bool(value).ok_or_else(invalid)?;
             }
-            "size" if self.kind == MountType::Tmpfs => self.size = Some(ram_in_bytes(value).ok_or_else(invalid)?),
+            "size" if self.kind == MountType::Tmpfs => {
+                self.size = Some(ram_in_bytes(value).ok_or_else(invalid)?)
+            }
             "env" if self.kind == MountType::Secret => self.env = Some(value.to_owned()),
             "required" | "size" | "env" => {
-                return Err(MountError::KeyNotForType { key: key.to_owned(), kind: self.kind });
+                return Err(MountError::KeyNotForType {
+                    key: key.to_owned(),
+                    kind: self.kind,
+                });
             }
             "id" => self.id = Some(value.to_owned()),
             "sharing" => {
                 let lower = value.to_lowercase();
                 let Some((_, sharing)) = Sharing::ALL.iter().find(|(n, _)| *n == lower) else {
                     let suggestion = suggest(value, Sharing::ALL.iter().map(|(n, _)| *n), true);
-                    return Err(MountError::UnsupportedSharing { value: value.to_owned(), suggestion });
+                    return Err(MountError::UnsupportedSharing {
+                        value: value.to_owned(),
+                        suggestion,
+                    });
                 };
                 self.sharing = Some(*sharing);
             }
@@ -279,7 +313,11 @@ impl Mount {
             "gid" => self.gid = Some(parse_u32(value, 10, "gid")?),
             _ => {
                 let suggestion = suggest(key, KEYS, true);
-                return Err(MountError::UnknownKey { key: key.to_owned(), field: field.to_owned(), suggestion });
+                return Err(MountError::UnknownKey {
+                    key: key.to_owned(),
+                    field: field.to_owned(),
+                    suggestion,
+                });
             }
         }
         Ok(())
@@ -287,7 +325,11 @@ impl Mount {
 
     fn validate(&mut self, read_only_given: bool) -> Result<(), MountError> {
         if !matches!(self.kind, MountType::Secret | MountType::Ssh | MountType::Cache) {
-            for (key, set) in [("mode", self.mode.is_some()), ("uid", self.uid.is_some()), ("gid", self.gid.is_some())] {
+            for (key, set) in [
+                ("mode", self.mode.is_some()),
+                ("uid", self.uid.is_some()),
+                ("gid", self.gid.is_some()),
+            ] {
                 if set {
                     return Err(MountError::FileInfoNotAllowed { key, kind: self.kind });
                 }
@@ -335,7 +377,10 @@ fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
                     Some((_, '"')) => break,
                     Some((_, c)) => field.push(c),
                     None => {
-                        return Err(MountError::Csv { column: line.len() + 1, reason: "extraneous or missing \" in quoted-field" });
+                        return Err(MountError::Csv {
+                            column: line.len() + 1,
+                            reason: "extraneous or missing \" in quoted-field",
+                        });
                     }
                 }
             }
@@ -346,7 +391,10 @@ fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
                 }
                 Some((_, ',')) => {}
                 Some((i, _)) => {
-                    return Err(MountError::Csv { column: i + 1, reason: "extraneous or missing \" in quoted-field" });
+                    return Err(MountError::Csv {
+                        column: i + 1,
+                        reason: "extraneous or missing \" in quoted-field",
+                    });
                 }
             }
         } else {
@@ -358,7 +406,10 @@ fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
                     }
                     Some((_, ',')) => break,
                     Some((i, '"')) => {
-                        return Err(MountError::Csv { column: i + 1, reason: "bare \" in non-quoted field" });
+                        return Err(MountError::Csv {
+                            column: i + 1,
+                            reason: "bare \" in non-quoted field",
+                        });
                     }
                     Some((_, c)) => field.push(c),
                 }
@@ -382,17 +433,20 @@ fn parse_u32(value: &str, radix: u32, key: &'static str) -> Result<u32, MountErr
     let ok = !value.is_empty() && value.chars().all(|c| c.is_digit(radix));
     ok.then(|| u32::from_str_radix(value, radix).ok())
         .flatten()
-        .ok_or_else(|| MountError::InvalidNumber { key, value: value.to_owned() })
+        .ok_or_else(|| MountError::InvalidNumber {
+            key,
+            value: value.to_owned(),
+        })
 }
 
 /// docker/go-units' `RAMInBytes`: `512`, `64k`, `1.5m`, `2GiB` (binary multiples, case-insensitive).
 fn ram_in_bytes(s: &str) -> Option<u64> {
-    let number_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let number_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(number_end);
-    let number_ok = !number.is_empty()
-        && !number.starts_with('.')
-        && !number.ends_with('.')
-        && !number.contains("..");
+    let number_ok =
+        !number.is_empty() && !number.starts_with('.') && !number.ends_with('.') && !number.contains("..");
     if !number_ok {
         return None;
     }
@@ -413,7 +467,13 @@ fn ram_in_bytes(s: &str) -> Option<u64> {
         _ => return None,
     };
     // go-units accepts `1.5.2` style only via its regexp's `(\.\d+)*`; keep the first fraction.
-    let value: f64 = number.split('.').take(2).collect::<Vec<_>>().join(".").parse().ok()?;
+    let value: f64 = number
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".")
+        .parse()
+        .ok()?;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Some((value * f64::from(1u32 << 10).powi(shift / 10)) as u64)
 }
@@ -473,22 +533,70 @@ mod tests {
 
     #[test]
     fn errors_use_buildkit_wording() {
-        assert_eq!(parse("type=cahce,target=/x").unwrap_err(), r#"unsupported mount type "cahce" (did you mean cache?)"#);
-        assert_eq!(parse("type=cache,sharing=lock").unwrap_err(), r#"unsupported sharing value "lock" (did you mean locked?)"#);
-        assert_eq!(parse("taget=/x").unwrap_err(), "unexpected key 'taget' in 'taget=/x' (did you mean target?)");
-        assert_eq!(parse("target=/x,bogus").unwrap_err(), "invalid field 'bogus' must be a key=value pair");
-        assert_eq!(parse("required,type=secret").unwrap_err(), "unexpected key 'required' for mount type 'bind'");
-        assert_eq!(parse("type=cache,size=1m").unwrap_err(), "unexpected key 'size' for mount type 'cache'");
-        assert_eq!(parse("target=/x,ro=maybe").unwrap_err(), "invalid value for ro: maybe");
-        assert_eq!(parse("type=cache,target=/x,mode=999").unwrap_err(), "invalid value 999 for mode");
-        assert_eq!(parse("type=cache,target=/x,uid=-1").unwrap_err(), "invalid value -1 for uid");
-        assert_eq!(parse("target=/x,mode=0700").unwrap_err(), r#"mode not allowed for "bind" type mounts"#);
-        assert_eq!(parse("type=secret,id=a,from=x").unwrap_err(), "secret mount should not have a from");
-        assert_eq!(parse("type=secret,id=a,sharing=shared").unwrap_err(), "secret mount should not define sharing");
-        assert_eq!(parse("type=secret").unwrap_err(), "invalid secret mount. one of source, target required");
-        assert_eq!(parse("type=secret,id=a,source=b").unwrap_err(), "both source and id can't be set");
-        assert_eq!(parse("type=tmpfs,target=/x,sharing=shared").unwrap_err(), "invalid cache sharing set for tmpfs mount");
-        assert_eq!(parse("from=$STAGE,target=/x").unwrap_err(), "'from' doesn't support variable expansion, define alias stage instead");
+        assert_eq!(
+            parse("type=cahce,target=/x").unwrap_err(),
+            r#"unsupported mount type "cahce" (did you mean cache?)"#
+        );
+        assert_eq!(
+            parse("type=cache,sharing=lock").unwrap_err(),
+            r#"unsupported sharing value "lock" (did you mean locked?)"#
+        );
+        assert_eq!(
+            parse("taget=/x").unwrap_err(),
+            "unexpected key 'taget' in 'taget=/x' (did you mean target?)"
+        );
+        assert_eq!(
+            parse("target=/x,bogus").unwrap_err(),
+            "invalid field 'bogus' must be a key=value pair"
+        );
+        assert_eq!(
+            parse("required,type=secret").unwrap_err(),
+            "unexpected key 'required' for mount type 'bind'"
+        );
+        assert_eq!(
+            parse("type=cache,size=1m").unwrap_err(),
+            "unexpected key 'size' for mount type 'cache'"
+        );
+        assert_eq!(
+            parse("target=/x,ro=maybe").unwrap_err(),
+            "invalid value for ro: maybe"
+        );
+        assert_eq!(
+            parse("type=cache,target=/x,mode=999").unwrap_err(),
+            "invalid value 999 for mode"
+        );
+        assert_eq!(
+            parse("type=cache,target=/x,uid=-1").unwrap_err(),
+            "invalid value -1 for uid"
+        );
+        assert_eq!(
+            parse("target=/x,mode=0700").unwrap_err(),
+            r#"mode not allowed for "bind" type mounts"#
+        );
+        assert_eq!(
+            parse("type=secret,id=a,from=x").unwrap_err(),
+            "secret mount should not have a from"
+        );
+        assert_eq!(
+            parse("type=secret,id=a,sharing=shared").unwrap_err(),
+            "secret mount should not define sharing"
+        );
+        assert_eq!(
+            parse("type=secret").unwrap_err(),
+            "invalid secret mount. one of source, target required"
+        );
+        assert_eq!(
+            parse("type=secret,id=a,source=b").unwrap_err(),
+            "both source and id can't be set"
+        );
+        assert_eq!(
+            parse("type=tmpfs,target=/x,sharing=shared").unwrap_err(),
+            "invalid cache sharing set for tmpfs mount"
+        );
+        assert_eq!(
+            parse("from=$STAGE,target=/x").unwrap_err(),
+            "'from' doesn't support variable expansion, define alias stage instead"
+        );
     }
 
     #[test]

@@ -15,15 +15,25 @@ use crate::syntax::{Arg, Dockerfile, Escape, Heredoc, Node};
 /// Reads every instruction of a parsed Dockerfile, in file order.
 pub fn parse_all(dockerfile: &Dockerfile) -> Result<Vec<Step>, Error> {
     let escape = dockerfile.directives.escape;
-    dockerfile.instructions.iter().map(|node| parse(node, escape)).collect()
+    dockerfile
+        .instructions
+        .iter()
+        .map(|node| parse(node, escape))
+        .collect()
 }
 
 /// Reads one instruction. `escape` is the file's escape token, which decides whether a word is
 /// free of variables (for `COPY --from`).
 pub fn parse(node: &Node, escape: Escape) -> Result<Step, Error> {
     let request = Request::new(node, escape);
-    let instruction = request.dispatch().map_err(|kind| Error::new(node.span.start, kind))?;
-    Ok(Step { instruction, span: node.span, original: node.original.trim().to_owned() })
+    let instruction = request
+        .dispatch()
+        .map_err(|kind| Error::new(node.span.start, kind))?;
+    Ok(Step {
+        instruction,
+        span: node.span,
+        original: node.original.trim().to_owned(),
+    })
 }
 
 /// What one keyword's parser works from, as BuildKit's `parseRequest`.
@@ -46,10 +56,20 @@ impl<'a> Request<'a> {
         match self.node.keyword.as_str() {
             "from" => self.from().map(Instruction::From),
             "run" => self.run().map(Instruction::Run),
-            "cmd" => self.no_flags().map(|()| Instruction::Cmd(self.command_line(&self.args))),
-            "entrypoint" => self.no_flags().map(|()| Instruction::Entrypoint(self.command_line(&self.args))),
-            "env" => self.no_flags().and_then(|()| self.key_values("ENV")).map(Instruction::Env),
-            "label" => self.no_flags().and_then(|()| self.key_values("LABEL")).map(Instruction::Label),
+            "cmd" => self
+                .no_flags()
+                .map(|()| Instruction::Cmd(self.command_line(&self.args))),
+            "entrypoint" => self
+                .no_flags()
+                .map(|()| Instruction::Entrypoint(self.command_line(&self.args))),
+            "env" => self
+                .no_flags()
+                .and_then(|()| self.key_values("ENV"))
+                .map(Instruction::Env),
+            "label" => self
+                .no_flags()
+                .and_then(|()| self.key_values("LABEL"))
+                .map(Instruction::Label),
             "maintainer" => self.exactly_one("MAINTAINER").map(Instruction::Maintainer),
             "user" => self.exactly_one("USER").map(Instruction::User),
             "workdir" => self.exactly_one("WORKDIR").map(Instruction::Workdir),
@@ -96,7 +116,11 @@ impl<'a> Request<'a> {
     }
 
     fn at_least_one(&self, instruction: &'static str) -> Res<()> {
-        if self.args.is_empty() { Err(ErrorKind::AtLeastOneArgument { instruction }) } else { Ok(()) }
+        if self.args.is_empty() {
+            Err(ErrorKind::AtLeastOneArgument { instruction })
+        } else {
+            Ok(())
+        }
     }
 
     fn from(&self) -> Res<From> {
@@ -104,7 +128,9 @@ impl<'a> Request<'a> {
             [_, as_, name] if as_.eq_ignore_ascii_case("as") => {
                 let lower = name.to_lowercase();
                 if !is_valid_stage_name(&lower) {
-                    return Err(ErrorKind::InvalidStageName { name: (*name).to_owned() });
+                    return Err(ErrorKind::InvalidStageName {
+                        name: (*name).to_owned(),
+                    });
                 }
                 Some(lower)
             }
@@ -113,7 +139,12 @@ impl<'a> Request<'a> {
         };
         let mut flags = self.flags(&[("platform", FlagKind::String)])?;
         let description = name.as_deref().and_then(|n| doc_comment(&self.node.comments, n));
-        Ok(From { image: self.args[0].to_owned(), name, platform: flags.string("platform"), description })
+        Ok(From {
+            image: self.args[0].to_owned(),
+            name,
+            platform: flags.string("platform"),
+            description,
+        })
     }
 
     fn run(&self) -> Res<Run> {
@@ -132,14 +163,28 @@ impl<'a> Request<'a> {
             None | Some("default") => Network::Default,
             Some("none") => Network::None,
             Some("host") => Network::Host,
-            Some(other) => return Err(ErrorKind::InvalidNetwork { value: other.to_owned() }),
+            Some(other) => {
+                return Err(ErrorKind::InvalidNetwork {
+                    value: other.to_owned(),
+                });
+            }
         };
         let security = match flags.string("security").as_deref() {
             None | Some("sandbox") => Security::Sandbox,
             Some("insecure") => Security::Insecure,
-            Some(other) => return Err(ErrorKind::InvalidSecurity { value: other.to_owned() }),
+            Some(other) => {
+                return Err(ErrorKind::InvalidSecurity {
+                    value: other.to_owned(),
+                });
+            }
         };
-        Ok(Run { command, heredocs: self.node.heredocs.clone(), mounts, network, security })
+        Ok(Run {
+            command,
+            heredocs: self.node.heredocs.clone(),
+            mounts,
+            network,
+            security,
+        })
     }
 
     /// ENV and LABEL: the parser hands over `key, value, separator` triples.
@@ -154,7 +199,11 @@ impl<'a> Request<'a> {
                 if kv[0].is_empty() {
                     return Err(ErrorKind::BlankName { instruction });
                 }
-                Ok(KeyValue { key: kv[0].to_owned(), value: kv[1].to_owned(), legacy: kv[2].is_empty() })
+                Ok(KeyValue {
+                    key: kv[0].to_owned(),
+                    value: kv[1].to_owned(),
+                    legacy: kv[2].is_empty(),
+                })
             })
             .collect()
     }
@@ -162,7 +211,9 @@ impl<'a> Request<'a> {
     /// STOPSIGNAL: BuildKit never parses its flags, so they are ignored.
     fn stopsignal(&self) -> Res<String> {
         if self.args.len() != 1 {
-            return Err(ErrorKind::ExactlyOneArgument { instruction: "STOPSIGNAL" });
+            return Err(ErrorKind::ExactlyOneArgument {
+                instruction: "STOPSIGNAL",
+            });
         }
         Ok(self.args[0].to_owned())
     }
@@ -210,7 +261,11 @@ impl<'a> Request<'a> {
                     None => (*word, None),
                 };
                 let description = doc_comment(&self.node.comments, name);
-                Ok(ArgDef { name: name.to_owned(), default, description })
+                Ok(ArgDef {
+                    name: name.to_owned(),
+                    default,
+                    description,
+                })
             })
             .collect()
     }
@@ -321,7 +376,11 @@ impl<'a> Request<'a> {
         let rest = &self.args[1..];
         if kind == "NONE" {
             // BuildKit reads no flags for NONE, so any are ignored.
-            return if rest.is_empty() { Ok(Healthcheck::None) } else { Err(ErrorKind::HealthcheckNoneArguments) };
+            return if rest.is_empty() {
+                Ok(Healthcheck::None)
+            } else {
+                Err(ErrorKind::HealthcheckNoneArguments)
+            };
         }
         let mut flags = self.flags(&[
             ("interval", FlagKind::String),
@@ -338,10 +397,21 @@ impl<'a> Request<'a> {
         }
         let command = self.command_line(rest);
         let mut interval = |name: &str| interval_flag(name, flags.string(name));
-        let (interval, timeout, start_period, start_interval) =
-            (interval("interval")?, interval("timeout")?, interval("start-period")?, interval("start-interval")?);
+        let (interval, timeout, start_period, start_interval) = (
+            interval("interval")?,
+            interval("timeout")?,
+            interval("start-period")?,
+            interval("start-interval")?,
+        );
         let retries = retries_flag(flags.string("retries"))?;
-        Ok(Healthcheck::Check(HealthcheckCmd { command, interval, timeout, start_period, start_interval, retries }))
+        Ok(Healthcheck::Check(HealthcheckCmd {
+            command,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        }))
     }
 }
 
@@ -362,7 +432,11 @@ fn flatten_args<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
 /// The keyword in its original case (the node keeps it lower-cased), for messages.
 fn keyword_as_written(node: &Node) -> String {
     let first = node.original.split_whitespace().next().unwrap_or_default();
-    if first.to_lowercase() == node.keyword { first.to_owned() } else { node.keyword.clone() }
+    if first.to_lowercase() == node.keyword {
+        first.to_owned()
+    } else {
+        node.keyword.clone()
+    }
 }
 
 /// `^[a-z][a-z0-9-_.]*$`.
@@ -402,7 +476,9 @@ fn checked_chmod(chmod: Option<String>) -> Res<Option<String>> {
 /// The heredoc name a COPY/ADD word refers to (`<<EOF`, `<<-EOF`, `<<"EOF"`), and whether it was
 /// quoted; `None` when the word is not a heredoc (`^\d*<<-?[^<]+$`, one word once unquoted).
 fn heredoc_name(word: &str) -> Option<(String, bool)> {
-    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<")?;
+    let rest = word
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .strip_prefix("<<")?;
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     if rest.is_empty() || rest.contains('<') {
         return None;
@@ -445,7 +521,9 @@ fn interval_flag(name: &str, value: Option<String>) -> Res<Duration> {
         return Ok(Duration::ZERO);
     }
     if nanos < 1_000_000 {
-        return Err(ErrorKind::IntervalTooShort { flag: name.to_owned() });
+        return Err(ErrorKind::IntervalTooShort {
+            flag: name.to_owned(),
+        });
     }
     Ok(Duration::from_nanos(nanos.unsigned_abs()))
 }
@@ -457,10 +535,18 @@ fn retries_flag(value: Option<String>) -> Res<u32> {
     };
     let digits = value.strip_prefix(['+', '-']).unwrap_or(&value);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ErrorKind::InvalidRetries { value, out_of_range: false });
+        return Err(ErrorKind::InvalidRetries {
+            value,
+            out_of_range: false,
+        });
     }
     let Ok(parsed) = value.parse::<i32>() else {
-        return Err(ErrorKind::InvalidRetries { value, out_of_range: true });
+        return Err(ErrorKind::InvalidRetries {
+            value,
+            out_of_range: true,
+        });
     };
-    u32::try_from(parsed).map_err(|_| ErrorKind::NegativeRetries { value: i64::from(parsed) })
+    u32::try_from(parsed).map_err(|_| ErrorKind::NegativeRetries {
+        value: i64::from(parsed),
+    })
 }

@@ -13,18 +13,30 @@ pub(crate) fn suggest<'a, I>(value: &str, candidates: I, case_sensitive: bool) -
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let folded = if case_sensitive { value.to_owned() } else { value.to_lowercase() };
+    let folded = if case_sensitive {
+        value.to_owned()
+    } else {
+        value.to_lowercase()
+    };
     let mut best: Option<String> = None;
     let mut best_distance = 3;
     for candidate in candidates {
-        let candidate = if case_sensitive { candidate.to_owned() } else { candidate.to_lowercase() };
+        let candidate = if case_sensitive {
+            candidate.to_owned()
+        } else {
+            candidate.to_lowercase()
+        };
         if candidate == folded {
             return None;
         }
         let distance = levenshtein(&folded, &candidate);
         if distance < best_distance {
             best_distance = distance;
-            best = Some(if case_sensitive { candidate } else { match_case(&candidate, value) });
+            best = Some(if case_sensitive {
+                candidate
+            } else {
+                match_case(&candidate, value)
+            });
         }
     }
     best
@@ -91,7 +103,10 @@ mod tests {
 
     #[test]
     fn closest_candidate_wins() {
-        assert_eq!(suggest("cahce", ["bind", "cache", "tmpfs"], true).as_deref(), Some("cache"));
+        assert_eq!(
+            suggest("cahce", ["bind", "cache", "tmpfs"], true).as_deref(),
+            Some("cache")
+        );
         assert_eq!(suggest("Cache", ["cache"], true).as_deref(), Some("cache"));
     }
 }
