@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+mod dockerignore;
 mod shell;
 
 /// The corpus folder `sub` (e.g. `parser`), or `None` when it is missing outside CI.
