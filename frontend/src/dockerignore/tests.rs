@@ -110,3 +110,34 @@ fn exclude_lists_keep_leading_slashes() {
         }
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn ignore_file() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::string::string_regex(r"[ab/*?\[\]^\\!\-:.{}()$ é\n#dpQEx0-9]{0,48}")
+                .unwrap()
+                .prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..48),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics(text in ignore_file(), path in r"[ab/.é\n\-!\[\]]{0,16}") {
+            let Ok(patterns) = parse(&text) else { return Ok(()) };
+            let excluded = patterns.excludes(&path);
+            let _ = patterns.matches_or_parent_matches(&path);
+            let _ = patterns.should_descend(&path);
+            let verdict = patterns.matcher().check(&path, &MatchState::root());
+            if patterns.is_empty() {
+                prop_assert!(!excluded && !verdict.excluded);
+            }
+        }
+    }
+}

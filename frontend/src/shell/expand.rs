@@ -364,6 +364,10 @@ impl Expander<'_> {
 }
 
 /// Word splitting as BuildKit does it alongside expansion.
+///
+/// Each nested word has its own splitter. (Recent BuildKit shares one buffer between nested words, so
+/// `EXPOSE 80${P:-0}` there loses the `80` before a `${...:-...}`; kiln keeps the text, as earlier BuildKit
+/// releases did. No conformance case covers it.)
 #[derive(Default)]
 struct Words {
     current: String,

@@ -258,7 +258,52 @@ fn template_reference(s: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Plain backtracking in the order Go's leftmost-first semantics prescribe: the reference the
+    /// table walk must agree with.
+    fn backtrack(tokens: &[Token], hay: &[char], at: usize, greedy: bool) -> Option<usize> {
+        let Some((token, rest)) = tokens.split_first() else {
+            return Some(at);
+        };
+        match *token {
+            Token::Lit(c) => (hay.get(at) == Some(&c)).then(|| backtrack(rest, hay, at + 1, greedy))?,
+            Token::Any => hay
+                .get(at)
+                .filter(|&&c| c != '\n')
+                .and_then(|_| backtrack(rest, hay, at + 1, greedy)),
+            Token::Star => {
+                let run = hay[at..].iter().take_while(|&&c| c != '\n').count();
+                let mut ends: Vec<usize> = (at..=at + run).collect();
+                if greedy {
+                    ends.reverse();
+                }
+                ends.into_iter().find_map(|end| backtrack(rest, hay, end, greedy))
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn table_walk_equals_backtracking(
+            pattern in "[ab*?]{0,6}",
+            hay in "[ab\n]{0,10}",
+            greedy: bool,
+            anchored: bool,
+        ) {
+            let compiled = Pattern::parse(&pattern).unwrap();
+            let hay: Vec<char> = hay.chars().collect();
+            let search = Search::new(&compiled, &hay, greedy);
+            for from in 0..=hay.len() {
+                let last = if anchored { from } else { hay.len() };
+                let want = (from..=last)
+                    .find_map(|s| backtrack(&compiled.tokens, &hay, s, greedy).map(|e| (s, e)));
+                prop_assert_eq!(search.find(from, anchored), want);
+            }
+        }
+    }
 
     #[test]
     fn shortest_and_longest_prefix() {
