@@ -1,3 +1,5 @@
+//! Unit tests for ignore files: reading, errors, evaluation order, the walker rules and Docker quirks.
+
 use super::*;
 
 fn patterns(text: &str) -> Patterns {

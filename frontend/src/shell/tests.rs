@@ -1,3 +1,5 @@
+//! Unit tests for word expansion: env kinds, modes, errors, names, limits, and a no-panic property.
+
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
