@@ -39,9 +39,17 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// How many ONBUILDs may wrap each other. Upstream has no limit, but the tree is recursive (drop,
+/// clone and dump walk it on the stack), and the instruction layer rejects any nesting at all.
+pub const MAX_ONBUILD_DEPTH: usize = 100;
+
 /// Builds the node for one logical line (`line` as joined, before trimming). Comments, heredocs
 /// and the span are filled in by the caller.
 pub(super) fn node_from_line(line: &str, escape: char, span: Span) -> Result<Node, ErrorKind> {
+    node_at_depth(line, escape, span, 0)
+}
+
+fn node_at_depth(line: &str, escape: char, span: Span, depth: usize) -> Result<Node, ErrorKind> {
     let trimmed = line.trim();
     let (word, rest) = match trimmed.find(is_list_blank) {
         Some(i) => (
@@ -55,7 +63,7 @@ pub(super) fn node_from_line(line: &str, escape: char, span: Span) -> Result<Nod
         None => (Vec::new(), String::new()),
     };
     let keyword = go_lower(word);
-    let (args, json) = dispatch(&keyword, args.trim(), escape, span)?;
+    let (args, json) = dispatch(&keyword, args.trim(), escape, span, depth)?;
     Ok(Node {
         keyword,
         flags,
@@ -68,7 +76,13 @@ pub(super) fn node_from_line(line: &str, escape: char, span: Span) -> Result<Nod
     })
 }
 
-fn dispatch(keyword: &str, args: &str, escape: char, span: Span) -> Result<(Vec<Arg>, bool), ErrorKind> {
+fn dispatch(
+    keyword: &str,
+    args: &str,
+    escape: char,
+    span: Span,
+    depth: usize,
+) -> Result<(Vec<Arg>, bool), ErrorKind> {
     let words = |v: Vec<String>| v.into_iter().map(Arg::Word).collect::<Vec<_>>();
     Ok(match keyword {
         "from" | "expose" => (words(list(args)), false),
@@ -82,10 +96,11 @@ fn dispatch(keyword: &str, args: &str, escape: char, span: Span) -> Result<(Vec<
         }
         "user" | "workdir" | "maintainer" | "stopsignal" => (vec![Arg::Word(args.to_owned())], false),
         "healthcheck" => healthcheck(args)?,
-        "onbuild" => (
-            vec![Arg::Nested(Box::new(node_from_line(args, escape, span)?))],
-            false,
-        ),
+        "onbuild" if depth >= MAX_ONBUILD_DEPTH => return Err(ErrorKind::OnbuildTooDeep),
+        "onbuild" => {
+            let inner = node_at_depth(args, escape, span, depth + 1)?;
+            (vec![Arg::Nested(Box::new(inner))], false)
+        }
         _ => (vec![Arg::Word(String::new())], false),
     })
 }
@@ -387,6 +402,16 @@ mod tests {
         );
         assert_eq!(dump("CMD [\"a\", 1]"), Err(ErrorKind::JsonNotStrings));
         assert_eq!(dump("ONBUILD VOLUME [1]"), Err(ErrorKind::JsonNotStrings));
+        let deepest = format!("{}RUN x", "ONBUILD ".repeat(MAX_ONBUILD_DEPTH));
+        assert!(
+            dump(&deepest)
+                .unwrap()
+                .ends_with(&("(run \"x\")".to_owned() + &")".repeat(MAX_ONBUILD_DEPTH - 1)))
+        );
+        assert_eq!(
+            dump(&format!("ONBUILD {deepest}")),
+            Err(ErrorKind::OnbuildTooDeep)
+        );
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub enum ErrorKind {
     /// A JSON array (exec form) with an element that is not a string.
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
     JsonNotStrings,
+    /// More than [`MAX_ONBUILD_DEPTH`](super::MAX_ONBUILD_DEPTH) ONBUILDs wrapping each other.
+    /// (kiln's own limit: BuildKit parses any depth, then refuses `ONBUILD ONBUILD` later.)
+    #[error("ONBUILD nested more than {} levels deep", super::MAX_ONBUILD_DEPTH)]
+    OnbuildTooDeep,
     /// A heredoc whose terminator line never comes.
     #[error("unterminated heredoc")]
     UnterminatedHeredoc,
@@ -124,6 +128,10 @@ pub enum WordError {
     /// `${}`, `${{`, `${:`.
     #[error("syntax error: bad substitution")]
     BadSubstitution,
+    /// `${...}` nested deeper than kiln follows (BuildKit's goroutine stack has no such limit;
+    /// kiln stops before its own stack would overflow).
+    #[error("substitutions nested more than {0} levels deep")]
+    TooDeep(usize),
     /// `${x?...}`-style modifiers BuildKit does not know, or `${x:#}`.
     #[error("unsupported modifier ({0}) in substitution")]
     UnsupportedModifier(String),

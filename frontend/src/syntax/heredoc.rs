@@ -16,6 +16,9 @@ use super::unicode_table::{is_digit, is_letter};
 /// The shell lexer's escape character: BuildKit hard-codes `\` here, whatever `# escape=` says.
 const ESCAPE: char = '\\';
 
+/// How deep `${a:-${b:-...}}` may nest before the lexer gives up (it recurses).
+const MAX_NESTING: usize = 200;
+
 /// A heredoc opener found on an instruction line (its body is read later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Opener {
@@ -100,6 +103,8 @@ struct Lexer {
     pos: usize,
     raw_quotes: bool,
     raw_escapes: bool,
+    /// How many `${...}` scans are open.
+    depth: usize,
     /// The word being built. Upstream shares one buffer between nested `${...}` scans and resets
     /// it on entry, which loses the outer word's text: kept, because it changes the words.
     buf: String,
@@ -157,6 +162,7 @@ impl Lexer {
             pos: 0,
             raw_quotes,
             raw_escapes,
+            depth: 0,
             buf: String::new(),
         }
     }
@@ -356,7 +362,13 @@ impl Lexer {
 
     /// A nested scan inside `${...}`; an error at the end of input becomes `at_end`.
     fn nested(&mut self, stop: Option<char>, raw: bool, at_end: WordError) -> Result<String, WordError> {
-        match self.scan(stop, raw) {
+        if self.depth >= MAX_NESTING {
+            return Err(WordError::TooDeep(MAX_NESTING));
+        }
+        self.depth += 1;
+        let scanned = self.scan(stop, raw);
+        self.depth -= 1;
+        match scanned {
             Ok((text, _)) => Ok(text),
             Err(_) if self.peek().is_none() => Err(at_end),
             Err(e) => Err(e),
@@ -435,6 +447,12 @@ mod tests {
         assert_eq!(words("${a:-${}}"), Err(WordError::BadSubstitution));
         assert_eq!(words("${é}").unwrap(), ["${é}"]);
         assert_eq!(words("${a:x}").unwrap(), ["${a:x}"]);
+        let deep = |n| format!("{}x{}", "${a:-\"".repeat(n), "\"}".repeat(n));
+        assert_eq!(words(&deep(MAX_NESTING)).unwrap().len(), 1);
+        assert_eq!(
+            words(&deep(MAX_NESTING + 1)),
+            Err(WordError::TooDeep(MAX_NESTING))
+        );
     }
 
     #[test]

@@ -31,8 +31,9 @@
 //!
 //! Known departures from upstream, all on inputs no real Dockerfile has: kiln refuses input that
 //! is not UTF-8 (BuildKit parses bytes), so byte-wise cuts that upstream makes inside a UTF-8
-//! sequence come out as U+FFFD; and error lines name the offending line itself where upstream is
-//! off by one for directive and line-length errors.
+//! sequence come out as U+FFFD; error lines name the offending line itself where upstream is
+//! off by one for directive and line-length errors; and ONBUILD may wrap ONBUILD at most
+//! [`MAX_ONBUILD_DEPTH`] times (the tree is recursive; upstream has no limit).
 
 mod args;
 mod directives;
@@ -46,6 +47,7 @@ mod node;
 mod proptests;
 mod unicode_table;
 
+pub use args::MAX_ONBUILD_DEPTH;
 pub use dump::go_quote;
 pub use error::{Error, ErrorKind, WordError};
 pub use node::{Arg, Directives, Dockerfile, Escape, Heredoc, Node, Span, Warning};
@@ -346,6 +348,18 @@ mod tests {
         );
         let long_first = [&vec![b'a'; 70_000][..], b"\nFROM a\n"].concat();
         assert_eq!(err(&long_first), ("file with no instructions".into(), None));
+    }
+
+    #[test]
+    fn pathological_nesting_fails_cleanly() {
+        let onbuilds = format!("FROM a\n{}RUN x\n", "ONBUILD ".repeat(8000));
+        assert_eq!(
+            err(onbuilds.as_bytes()),
+            ("ONBUILD nested more than 100 levels deep".into(), Some(2))
+        );
+        // The first lexing pass swallows the error (no heredoc), as upstream swallows its errors.
+        let substs = format!("FROM a\nRUN <<EOF {}x\nEOF\n", "${a:-\"".repeat(8000));
+        assert_eq!(parse(substs.as_bytes()).unwrap().instructions.len(), 3);
     }
 
     #[test]
