@@ -27,3 +27,5 @@ pub(crate) fn corpus(sub: &str) -> Option<PathBuf> {
     eprintln!("skipped: conformance corpus not found at {}", dir.display());
     None
 }
+
+mod parser;
