@@ -1,5 +1,51 @@
 //! The `kiln` command line: a thin layer over kiln-builder.
+//!
+//! The binary owns stdout (data only), stderr (messages) and exit codes; every subcommand lives in its
+//! own module and returns `anyhow::Result`, and `main` turns an error into one `error: ...` line and a
+//! non-zero exit.
 
-fn main() {
-    std::process::exit(0);
+mod build;
+mod debug;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kiln builds OCI images from Dockerfiles, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile.
+    Build(build::Args),
+    /// Inspect what kiln sees: the Dockerfile's syntax tree.
+    #[command(subcommand)]
+    Debug(debug::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Debug(cmd) => debug::run(&cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Print an error with its causes on one line (`error: what: why`), the way users read them in CI
+/// logs. Library errors keep their cause out of their own message, so nothing is said twice.
+#[allow(clippy::print_stderr)]
+fn report(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
 }

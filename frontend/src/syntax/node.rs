@@ -92,6 +92,9 @@ pub struct Heredoc {
     pub expand: bool,
     /// Whether leading tabs were stripped (`<<-`).
     pub chomp: bool,
+    /// The file descriptor written before `<<` (`3<<EOF`), 0 when none. Saturates at `u64::MAX`
+    /// as Go's `ParseUint` does. BuildKit records it; RUN ignores it.
+    pub fd: u64,
 }
 
 /// A non-fatal finding of the parser.

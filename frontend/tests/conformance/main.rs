@@ -6,6 +6,9 @@
 
 use std::path::PathBuf;
 
+mod dockerignore;
+mod shell;
+
 /// The corpus folder `sub` (e.g. `parser`), or `None` when it is missing outside CI.
 pub(crate) fn corpus(sub: &str) -> Option<PathBuf> {
     let root = std::env::var_os("KILN_CONFORMANCE_DIR").map_or_else(
@@ -24,3 +27,5 @@ pub(crate) fn corpus(sub: &str) -> Option<PathBuf> {
     eprintln!("skipped: conformance corpus not found at {}", dir.display());
     None
 }
+
+mod parser;

@@ -1,1 +1,0 @@
-//! (dockerignore: filled in by its issue.)

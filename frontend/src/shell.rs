@@ -1,1 +1,0 @@
-//! (shell: filled in by its issue.)

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `kiln` binary, one module per area.
+
+mod debug_ast;
+mod support;
