@@ -1,6 +1,5 @@
 //! What can go wrong planning the stage graph, with BuildKit's wording.
 
-use super::expand::ExpandError;
 use super::platform::PlatformError;
 use crate::instruction;
 use crate::instruction::suggest::did_you_mean;
@@ -26,9 +25,14 @@ pub enum Error {
         /// Its line.
         line: usize,
     },
-    /// A word whose variables cannot be expanded (`${X:?unset}`, bad syntax).
-    #[error(transparent)]
-    Expand(#[from] ExpandError),
+    /// A FROM word whose variables cannot be expanded (`${X:?unset}`, bad syntax).
+    #[error("{error}")]
+    Expand {
+        /// The lexer's error.
+        error: crate::shell::Error,
+        /// The FROM's line.
+        line: usize,
+    },
     /// A FROM whose image expands to nothing.
     #[error("base name ({base}) should not be blank")]
     BlankBaseName {
@@ -114,9 +118,9 @@ impl Error {
     pub fn line(&self) -> Option<usize> {
         match self {
             Error::Instruction(e) => e.line(),
-            Error::Expand(e) => Some(e.line),
             Error::NoInstructions | Error::NoStages | Error::UnknownTarget { .. } => None,
             Error::NoBuildStage { line }
+            | Error::Expand { line, .. }
             | Error::BlankBaseName { line, .. }
             | Error::EmptyPlatform { line, .. }
             | Error::InvalidPlatform { line, .. }

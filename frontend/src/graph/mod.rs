@@ -23,7 +23,6 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use error::Error;
-pub use expand::ExpandError;
 pub use outline::{Outline, OutlineArg, OutlineSecret, TargetInfo, targets};
 pub use plan::Planner;
 pub use platform::{Platform, PlatformError};
@@ -32,7 +31,7 @@ use crate::instruction::{self, Step};
 use crate::syntax::{Escape, Span};
 
 /// A stage's position in the Dockerfile (0 for the first FROM).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct StageId(pub usize);
 
 impl StageId {

@@ -9,7 +9,7 @@ use crate::instruction::{self, Instruction, MountType};
 use crate::syntax::Dockerfile;
 
 /// One stage as `--call=targets` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetInfo {
     /// The stage name, if it has one.
     pub name: Option<String>,
@@ -45,7 +45,7 @@ pub fn targets(dockerfile: &Dockerfile) -> Result<Vec<TargetInfo>, Error> {
 }
 
 /// What a build of the target takes from outside: `--call=outline`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Outline {
     /// The target stage's name.
     pub name: Option<String>,
@@ -60,7 +60,7 @@ pub struct Outline {
 }
 
 /// A build arg the target uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutlineArg {
     /// The name.
     pub name: String,
@@ -76,7 +76,7 @@ pub struct OutlineArg {
 }
 
 /// A secret or SSH socket a RUN mounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutlineSecret {
     /// The id (unexpanded): `id`, else `source`, else the target's file name for secrets;
     /// `default` for SSH without an id.

@@ -2,6 +2,7 @@
 
 use super::mount::MountError;
 use super::suggest::did_you_mean;
+pub(crate) use crate::syntax::go_quote;
 
 /// An instruction that could not be read, and the line it starts on.
 ///
@@ -200,6 +201,9 @@ pub enum ErrorKind {
     /// A `RUN --mount` that does not parse.
     #[error(transparent)]
     Mount(#[from] MountError),
+    /// A word the shell lexer rejects (`COPY --from='unterminated`).
+    #[error(transparent)]
+    Expand(#[from] crate::shell::Error),
     /// `COPY --from=$VAR`: the stage graph is static.
     #[error(
         "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"
@@ -213,49 +217,9 @@ pub enum ErrorKind {
     },
 }
 
-/// `s` quoted as Go's `%q` quotes it, which is how BuildKit shows values in messages.
-pub(crate) fn go_quote(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() || c.is_whitespace() && c != ' ' => {
-                if (c as u32) <= 0xffff {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                } else {
-                    let _ = write!(out, "\\U{:08x}", c as u32);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_quoting() {
-        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(go_quote("tab\there\u{1}"), r#""tab\there\x01""#);
-        assert_eq!(go_quote("é\u{a0}"), "\"é\\u00a0\"");
-    }
 
     #[test]
     fn messages_match_buildkit() {

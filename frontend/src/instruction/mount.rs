@@ -287,7 +287,7 @@ impl Mount {
                 self.required = parse_go_bool(value).ok_or_else(invalid)?;
             }
             "size" if self.kind == MountType::Tmpfs => {
-                self.size = Some(ram_in_bytes(value).ok_or_else(invalid)?)
+                self.size = Some(ram_in_bytes(value).ok_or_else(invalid)?);
             }
             "env" if self.kind == MountType::Secret => self.env = Some(value.to_owned()),
             "required" | "size" | "env" => {

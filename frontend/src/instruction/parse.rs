@@ -10,6 +10,7 @@ use super::{
     Add, ArgDef, Chmod, CommandLine, Copy, Error, ErrorKind, From, Healthcheck, HealthcheckCmd, InlineFile,
     Instruction, KEYWORDS, KeyValue, Network, Onbuild, Run, Security, Sources, Step,
 };
+use crate::shell::Lexer;
 use crate::syntax::{Arg, Dockerfile, Escape, Heredoc, Node};
 
 /// Reads every instruction of a parsed Dockerfile, in file order.
@@ -284,8 +285,10 @@ impl<'a> Request<'a> {
         ])?;
         let (sources, dest) = self.sources_and_dest("COPY")?;
         let from = flags.string("from");
-        if from.as_deref().is_some_and(|f| !is_literal(f, self.escape)) {
-            return Err(ErrorKind::FromVariable);
+        if let Some(from) = &from {
+            if !is_literal(from, self.escape)? {
+                return Err(ErrorKind::FromVariable);
+            }
         }
         let chmod = checked_chmod(flags.string("chmod"))?;
         Ok(Copy {
@@ -459,10 +462,11 @@ fn has_variable(word: &str) -> bool {
     word.find('$').is_some_and(|i| i + 1 < word.len())
 }
 
-/// Whether the shell lexer would leave `word` unchanged with no variables set (BuildKit's test for
-/// `COPY --from`): no `$` expansion, no quotes and no escapes to remove.
-fn is_literal(word: &str, escape: Escape) -> bool {
-    !has_variable(word) && !word.contains(['\'', '"', escape.as_char()])
+/// Whether the shell lexer leaves `word` unchanged with no variables set (BuildKit's test for
+/// `COPY --from`): nothing to expand, no quotes and no escapes to remove.
+fn is_literal(word: &str, escape: Escape) -> Res<bool> {
+    let unset: [(&str, &str); 0] = [];
+    Ok(Lexer::new(escape.as_char()).process_word(word, &unset)? == word)
 }
 
 /// `--chmod`, checked now when it holds no variable (otherwise after expansion, by the builder).

@@ -148,6 +148,7 @@ fn run_keeps_heredocs() {
         content: "echo hi\n".into(),
         expand: true,
         chomp: false,
+        fd: 0,
     }];
     let Instruction::Run(run) = ok(&n) else { panic!() };
     assert_eq!(run.heredocs, n.heredocs);
@@ -387,12 +388,14 @@ fn copy_heredoc_sources() {
             content: "1\n".into(),
             expand: true,
             chomp: false,
+            fd: 0,
         },
         Heredoc {
             name: "two".into(),
             content: "$X\n".into(),
             expand: false,
             chomp: false,
+            fd: 0,
         },
     ];
     let Instruction::Copy(copy) = ok(&n) else { panic!() };
