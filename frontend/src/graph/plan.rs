@@ -16,36 +16,32 @@ use crate::syntax::{Dockerfile, Escape};
 ///
 /// ```
 /// use kiln_frontend::graph::{Base, Planner, Platform};
-/// use kiln_frontend::instruction::Instruction;
-/// use kiln_frontend::syntax::{Arg, Dockerfile, Node, Span};
+/// use kiln_frontend::syntax;
 ///
-/// // `FROM alpine AS base` / `FROM base` / `COPY --from=base /etc/os-release /` as nodes.
-/// let node = |line: usize, kw: &str, flags: &[&str], args: &[&str]| Node {
-///     keyword: kw.into(),
-///     flags: flags.iter().map(|s| s.to_string()).collect(),
-///     args: args.iter().map(|s| Arg::Word(s.to_string())).collect(),
-///     json: false,
-///     heredocs: vec![],
-///     original: format!("{} {}", kw.to_uppercase(), args.join(" ")),
-///     comments: vec![],
-///     span: Span { start: line, end: line },
-/// };
-/// let dockerfile = Dockerfile {
-///     directives: Default::default(),
-///     instructions: vec![
-///         node(1, "from", &[], &["alpine", "AS", "base"]),
-///         node(2, "from", &[], &["busybox", "AS", "unused"]),
-///         node(3, "from", &[], &["scratch"]),
-///         node(4, "copy", &["--from=base"], &["/etc/os-release", "/"]),
-///     ],
-///     warnings: vec![],
-/// };
+/// let dockerfile = syntax::parse(
+///     br#"ARG ALPINE=3.19
+/// FROM alpine:${ALPINE} AS base
+/// FROM busybox AS unused
+/// ## release is the shipped image
+/// FROM scratch AS release
+/// COPY --from=base /etc/os-release /
+/// "#,
+/// )
+/// .unwrap();
 /// let host = Platform::new("linux", "amd64", None);
-/// let graph = Planner::new(&dockerfile, host).plan().unwrap();
-/// assert_eq!(graph.target.index(), 2);
+/// let graph = Planner::new(&dockerfile, host).build_arg("ALPINE", "3.20").plan().unwrap();
+/// assert_eq!(graph.target_stage().name.as_deref(), Some("release"));
 /// assert_eq!(graph.target_stage().base, Base::Scratch);
-/// assert_eq!(graph.needed.iter().map(|id| id.index()).collect::<Vec<_>>(), [0, 2]);
-/// assert_eq!(graph.images(), ["alpine"]);
+/// // `unused` is pruned; `base` is needed through COPY --from.
+/// let needed: Vec<_> = graph.needed.iter().map(|id| graph.stage(*id).display_name()).collect();
+/// assert_eq!(needed, ["base", "release"]);
+/// assert_eq!(graph.images(), ["alpine:3.20"]);
+///
+/// // What `--call=outline` shows: the args the target uses, with their values.
+/// let outline = graph.outline();
+/// assert_eq!(outline.description.as_deref(), Some("is the shipped image"));
+/// assert_eq!(outline.args[0].name, "ALPINE");
+/// assert_eq!(outline.args[0].value.as_deref(), Some("3.20"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Planner<'a> {

@@ -11,23 +11,20 @@
 //! instructions, flags, mount types and mount keys.
 //!
 //! ```
-//! use kiln_frontend::instruction::{self, CommandLine, Instruction};
-//! use kiln_frontend::syntax::{Arg, Escape, Node, Span};
+//! use kiln_frontend::instruction::{self, CommandLine, Instruction, MountType};
+//! use kiln_frontend::syntax;
 //!
-//! let node = Node {
-//!     keyword: "run".into(),
-//!     flags: vec!["--mount=type=cache,target=/root/.cache".into()],
-//!     args: vec![Arg::Word("go build ./...".into())],
-//!     json: false,
-//!     heredocs: vec![],
-//!     original: "RUN --mount=type=cache,target=/root/.cache go build ./...".into(),
-//!     comments: vec![],
-//!     span: Span { start: 3, end: 3 },
-//! };
-//! let step = instruction::parse(&node, Escape::Backslash).unwrap();
-//! let Instruction::Run(run) = &step.instruction else { unreachable!() };
+//! let dockerfile = syntax::parse(b"FROM golang\nRUN --mount=type=cache,target=/root/.cache go build ./...\n").unwrap();
+//! let steps = instruction::parse_all(&dockerfile).unwrap();
+//! let Instruction::Run(run) = &steps[1].instruction else { unreachable!() };
 //! assert_eq!(run.command, CommandLine::Shell("go build ./...".into()));
+//! assert_eq!(run.mounts[0].kind, MountType::Cache);
 //! assert_eq!(run.mounts[0].target.as_deref(), Some("/root/.cache"));
+//!
+//! let typo = syntax::parse(b"FROM golang\nRUN --mout=type=cache true\n").unwrap();
+//! let err = instruction::parse_all(&typo).unwrap_err();
+//! assert_eq!(err.to_string(), "unknown flag: --mout (did you mean mount?)");
+//! assert_eq!(err.line(), Some(2));
 //! ```
 
 mod chmod;
