@@ -230,3 +230,89 @@ fn typed_instructions_from_text() {
     assert_eq!(check.test(), ["CMD-SHELL", "curl -f http://localhost/"]);
     assert_eq!(steps[4].span.start, 7);
 }
+
+#[test]
+fn env_label_and_arg_values_stay_as_written() {
+    let df = dockerfile(concat!(
+        "FROM alpine\n",
+        "ENV A=\"x y\" B=$HOME\n",
+        "ENV LEGACY some value\n",
+        "LABEL org.example.v=\"1\"\n",
+        "# VERSION the version to install\n",
+        "ARG VERSION=\"${BASE:-1}\" DEBUG\n",
+    ));
+    let steps = instruction::parse_all(&df).unwrap();
+    let Instruction::Env(env) = &steps[1].instruction else {
+        panic!()
+    };
+    assert_eq!(
+        (env[0].key.as_str(), env[0].value.as_str(), env[0].legacy),
+        ("A", "\"x y\"", false)
+    );
+    assert_eq!(env[1].value, "$HOME");
+    let Instruction::Env(legacy) = &steps[2].instruction else {
+        panic!()
+    };
+    assert_eq!((legacy[0].value.as_str(), legacy[0].legacy), ("some value", true));
+    let Instruction::Label(label) = &steps[3].instruction else {
+        panic!()
+    };
+    assert_eq!(label[0].value, "\"1\"");
+    let Instruction::Arg(args) = &steps[4].instruction else {
+        panic!()
+    };
+    assert_eq!(args[0].default.as_deref(), Some("\"${BASE:-1}\""));
+    assert_eq!(args[0].description.as_deref(), Some("the version to install"));
+    assert_eq!(
+        (args[1].name.as_str(), args[1].default.as_deref()),
+        ("DEBUG", None)
+    );
+}
+
+#[test]
+fn heredocs_are_carried_through() {
+    let df = dockerfile(concat!(
+        "FROM alpine\n",
+        "RUN <<EOF\nset -e\necho $HOME\nEOF\n",
+        "COPY <<-'END' /etc/conf\n\tliteral $X\n\tEND\n",
+        "ONBUILD RUN <<EOF\necho child\nEOF\n",
+    ));
+    let steps = instruction::parse_all(&df).unwrap();
+    let Instruction::Run(run) = &steps[1].instruction else {
+        panic!()
+    };
+    assert_eq!(run.command, CommandLine::Shell("<<EOF".into()));
+    assert_eq!(run.heredocs[0].content, "set -e\necho $HOME\n");
+    let Instruction::Copy(copy) = &steps[2].instruction else {
+        panic!()
+    };
+    assert_eq!(copy.sources.inline[0].name, "END");
+    assert_eq!(copy.sources.inline[0].content, "literal $X\n");
+    assert!(!copy.sources.inline[0].expand);
+    let Instruction::Onbuild(onbuild) = &steps[3].instruction else {
+        panic!()
+    };
+    assert_eq!(onbuild.expression, "RUN <<EOF\necho child\nEOF");
+    assert_eq!(steps[3].span.start, 9);
+}
+
+#[test]
+fn copy_from_is_checked_with_the_files_escape_token() {
+    // With a backtick escape, a backslash is an ordinary character of a stage name...
+    let text = "# escape=`\nFROM alpine AS a\nFROM alpine\nCOPY --from=a /x /y\n";
+    assert!(super::plan(text).is_ok());
+    // ...and a backtick is an escape, which the lexer would remove.
+    assert_eq!(
+        error("# escape=`\nFROM alpine\nCOPY --from=a`b /x /y\n"),
+        "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"
+    );
+    // A word the lexer cannot read fails with the lexer's message.
+    let unset: [(&str, &str); 0] = [];
+    let lexer_error = kiln_frontend::shell::Lexer::new('\\')
+        .process_word("${x", &unset)
+        .unwrap_err();
+    assert_eq!(
+        error("FROM alpine\nCOPY --from=${x /a /b\n"),
+        lexer_error.to_string()
+    );
+}
