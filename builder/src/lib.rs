@@ -7,3 +7,7 @@
 #![deny(missing_docs)]
 
 pub use kiln_frontend as frontend;
+
+pub mod content;
+pub mod reference;
+pub mod store;
