@@ -218,6 +218,7 @@ impl ImageRef {
     }
 
     /// This reference pinned to `digest` (the tag, if any, is kept).
+    #[must_use]
     pub fn with_digest(&self, digest: Digest) -> ImageRef {
         ImageRef {
             digest: Some(digest),

@@ -170,10 +170,16 @@ impl ContentStore {
 
 /// Turns a read error back into the [`ContentError`] a [`VerifiedReader`] wrapped, if it is one.
 fn read_error(error: io::Error, path: &Path) -> ContentError {
-    if !error.get_ref().is_some_and(|inner| inner.is::<ContentError>()) {
+    if !error
+        .get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<ContentError>)
+    {
         return ContentError::io("read blob", path, error);
     }
-    match error.into_inner().map(|inner| inner.downcast::<ContentError>()) {
+    match error
+        .into_inner()
+        .map(<dyn std::error::Error + Send + Sync>::downcast::<ContentError>)
+    {
         Some(Ok(inner)) => *inner,
         _ => unreachable!("the inner error was checked to be a ContentError"),
     }

@@ -204,7 +204,7 @@ fn existing_blob_is_success_and_refreshes_its_mtime() {
 fn dropped_ingest_removes_its_temp_file() {
     let (root, store) = store();
     let mut ingest = store.ingest(None).unwrap();
-    ingest.write_all(&[7; 100_000]).unwrap();
+    ingest.write_all(&vec![7; 100_000]).unwrap();
     let temp = ingest.temp_path().to_owned();
     assert!(temp.starts_with(root.path().join("ingest-v1")));
     assert!(temp.exists());

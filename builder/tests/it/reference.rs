@@ -9,7 +9,7 @@ const HEX: &str = "7cc4b5aefd1d0cadf8d97d4350462ba51c694ebca145b08d7d41b41acc8db
 #[test]
 fn valid_references_normalise_like_docker() {
     let digest = format!("sha256:{HEX}");
-    let cases: Vec<(String, String, &str, &str, Option<&str>, Option<&str>, &str)> = vec![
+    let cases: Vec<Valid> = vec![
         s(
             "nginx",
             "docker.io/library/nginx:latest",
@@ -184,7 +184,16 @@ fn valid_references_normalise_like_docker() {
             "name",
         ),
     ];
-    for (input, full, domain, path, tag, digest_hex, familiar) in cases {
+    for Valid {
+        input,
+        full,
+        domain,
+        path,
+        tag,
+        digest_hex,
+        familiar,
+    } in cases
+    {
         let r = ImageRef::parse(&input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
         assert_eq!(r.to_string(), full, "{input}");
         assert_eq!(r.domain(), domain, "{input}");
