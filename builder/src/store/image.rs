@@ -140,13 +140,10 @@ impl ImageStore {
     pub fn put_image(&self, names: &[ImageRef], manifest: &[u8]) -> Result<Image, StoreError> {
         let digest = Digest::of(manifest);
         let media_type = media_type_of(&digest, manifest)?;
-        let blob = self.content.write_blob(manifest)?;
-        let target = Target {
-            digest,
-            media_type,
-            size: blob.size,
-        };
         self.db.write(|tx| {
+            // Written under the write lock, so no GC can sweep it before the name is set.
+            let blob = self.content.write_blob(manifest)?;
+            let target = Target { digest, media_type, size: blob.size };
             let record = self.check_complete(target, manifest)?;
             let now = unix_now();
             for name in names {
@@ -235,16 +232,12 @@ impl ImageStore {
         })
     }
 
-    /// Checks that the target's manifest, config and layers are stored; returns the manifest and
-    /// config digests.
+    /// Checks that the target's platform manifest, config and layers are stored.
     fn check_complete(&self, target: Target, bytes: &[u8]) -> Result<Record, StoreError> {
         let missing = |digest: &Digest| StoreError::MissingBlob {
             image: target.digest.clone(),
             digest: digest.clone(),
         };
-        if !self.content.exists(&target.digest)? {
-            return Err(missing(&target.digest));
-        }
         let (manifest_digest, manifest_bytes) = match kind_of(&target.media_type) {
             Kind::Index => {
                 let index: ImageIndex = parse_json("index", &target.digest, bytes)?;

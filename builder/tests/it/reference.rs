@@ -5,184 +5,45 @@ use kiln_builder::reference::ImageRef;
 
 const HEX: &str = "7cc4b5aefd1d0cadf8d97d4350462ba51c694ebca145b08d7d41b41acc8db5aa";
 
+/// One valid input and what it must normalise to.
+struct Valid {
+    input: String,
+    full: String,
+    domain: &'static str,
+    path: &'static str,
+    tag: Option<&'static str>,
+    digest_hex: Option<&'static str>,
+    familiar: &'static str,
+}
+
 /// Valid inputs: (input, full form, domain, path, tag, digest hex, familiar name).
 #[test]
 fn valid_references_normalise_like_docker() {
     let digest = format!("sha256:{HEX}");
-    let cases: Vec<Valid> = vec![
-        s(
-            "nginx",
-            "docker.io/library/nginx:latest",
-            "docker.io",
-            "library/nginx",
-            Some("latest"),
-            None,
-            "nginx",
-        ),
-        s(
-            "nginx:1.25",
-            "docker.io/library/nginx:1.25",
-            "docker.io",
-            "library/nginx",
-            Some("1.25"),
-            None,
-            "nginx",
-        ),
-        s(
-            "user/app",
-            "docker.io/user/app:latest",
-            "docker.io",
-            "user/app",
-            Some("latest"),
-            None,
-            "user/app",
-        ),
-        s(
-            "docker.io/nginx",
-            "docker.io/library/nginx:latest",
-            "docker.io",
-            "library/nginx",
-            Some("latest"),
-            None,
-            "nginx",
-        ),
-        s(
-            "library/nginx",
-            "docker.io/library/nginx:latest",
-            "docker.io",
-            "library/nginx",
-            Some("latest"),
-            None,
-            "nginx",
-        ),
-        s(
-            "index.docker.io/user/app:v1",
-            "docker.io/user/app:v1",
-            "docker.io",
-            "user/app",
-            Some("v1"),
-            None,
-            "user/app",
-        ),
-        s(
-            "docker.io/library/a/b",
-            "docker.io/library/a/b:latest",
-            "docker.io",
-            "library/a/b",
-            Some("latest"),
-            None,
-            "library/a/b",
-        ),
-        s(
-            "localhost/app",
-            "localhost/app:latest",
-            "localhost",
-            "app",
-            Some("latest"),
-            None,
-            "localhost/app",
-        ),
-        s(
-            "localhost:5000/app:1",
-            "localhost:5000/app:1",
-            "localhost:5000",
-            "app",
-            Some("1"),
-            None,
-            "localhost:5000/app",
-        ),
+    let at_digest = |name: &str| format!("{name}@{digest}");
+    #[rustfmt::skip]
+    let cases = vec![
+        ok("nginx", "docker.io/library/nginx:latest", "docker.io", "library/nginx", Some("latest"), None, "nginx"),
+        ok("nginx:1.25", "docker.io/library/nginx:1.25", "docker.io", "library/nginx", Some("1.25"), None, "nginx"),
+        ok("user/app", "docker.io/user/app:latest", "docker.io", "user/app", Some("latest"), None, "user/app"),
+        ok("docker.io/nginx", "docker.io/library/nginx:latest", "docker.io", "library/nginx", Some("latest"), None, "nginx"),
+        ok("library/nginx", "docker.io/library/nginx:latest", "docker.io", "library/nginx", Some("latest"), None, "nginx"),
+        ok("index.docker.io/user/app:v1", "docker.io/user/app:v1", "docker.io", "user/app", Some("v1"), None, "user/app"),
+        ok("docker.io/library/a/b", "docker.io/library/a/b:latest", "docker.io", "library/a/b", Some("latest"), None, "library/a/b"),
+        ok("localhost/app", "localhost/app:latest", "localhost", "app", Some("latest"), None, "localhost/app"),
+        ok("localhost:5000/app:1", "localhost:5000/app:1", "localhost:5000", "app", Some("1"), None, "localhost:5000/app"),
         // A bare `localhost` is a Hub name, and `localhost:5000` a Hub name with tag 5000 (as Docker).
-        s(
-            "localhost",
-            "docker.io/library/localhost:latest",
-            "docker.io",
-            "library/localhost",
-            Some("latest"),
-            None,
-            "localhost",
-        ),
-        s(
-            "localhost:5000",
-            "docker.io/library/localhost:5000",
-            "docker.io",
-            "library/localhost",
-            Some("5000"),
-            None,
-            "localhost",
-        ),
-        s(
-            "example.com/a/b/c:v-1.0_X",
-            "example.com/a/b/c:v-1.0_X",
-            "example.com",
-            "a/b/c",
-            Some("v-1.0_X"),
-            None,
-            "example.com/a/b/c",
-        ),
-        s(
-            "Example.COM:443/app",
-            "Example.COM:443/app:latest",
-            "Example.COM:443",
-            "app",
-            Some("latest"),
-            None,
-            "Example.COM:443/app",
-        ),
+        ok("localhost", "docker.io/library/localhost:latest", "docker.io", "library/localhost", Some("latest"), None, "localhost"),
+        ok("localhost:5000", "docker.io/library/localhost:5000", "docker.io", "library/localhost", Some("5000"), None, "localhost"),
+        ok("example.com/a/b/c:v-1.0_X", "example.com/a/b/c:v-1.0_X", "example.com", "a/b/c", Some("v-1.0_X"), None, "example.com/a/b/c"),
+        ok("Example.COM:443/app", "Example.COM:443/app:latest", "Example.COM:443", "app", Some("latest"), None, "Example.COM:443/app"),
         // An uppercase first part can only be a domain.
-        s(
-            "FOO/bar",
-            "FOO/bar:latest",
-            "FOO",
-            "bar",
-            Some("latest"),
-            None,
-            "FOO/bar",
-        ),
-        s(
-            "[::1]:5000/app",
-            "[::1]:5000/app:latest",
-            "[::1]:5000",
-            "app",
-            Some("latest"),
-            None,
-            "[::1]:5000/app",
-        ),
-        s(
-            "a/b--c/d__e/f.g_h",
-            "docker.io/a/b--c/d__e/f.g_h:latest",
-            "docker.io",
-            "a/b--c/d__e/f.g_h",
-            Some("latest"),
-            None,
-            "a/b--c/d__e/f.g_h",
-        ),
-        s(
-            &format!("127.0.0.1:5000/a/b@{digest}"),
-            &format!("127.0.0.1:5000/a/b@{digest}"),
-            "127.0.0.1:5000",
-            "a/b",
-            None,
-            Some(HEX),
-            "127.0.0.1:5000/a/b",
-        ),
-        s(
-            &format!("nginx@{digest}"),
-            &format!("docker.io/library/nginx@{digest}"),
-            "docker.io",
-            "library/nginx",
-            None,
-            Some(HEX),
-            "nginx",
-        ),
-        s(
-            &format!("name:tag@{digest}"),
-            &format!("docker.io/library/name:tag@{digest}"),
-            "docker.io",
-            "library/name",
-            Some("tag"),
-            Some(HEX),
-            "name",
-        ),
+        ok("FOO/bar", "FOO/bar:latest", "FOO", "bar", Some("latest"), None, "FOO/bar"),
+        ok("[::1]:5000/app", "[::1]:5000/app:latest", "[::1]:5000", "app", Some("latest"), None, "[::1]:5000/app"),
+        ok("a/b--c/d__e/f.g_h", "docker.io/a/b--c/d__e/f.g_h:latest", "docker.io", "a/b--c/d__e/f.g_h", Some("latest"), None, "a/b--c/d__e/f.g_h"),
+        ok(&at_digest("127.0.0.1:5000/a/b"), &at_digest("127.0.0.1:5000/a/b"), "127.0.0.1:5000", "a/b", None, Some(HEX), "127.0.0.1:5000/a/b"),
+        ok(&at_digest("nginx"), &at_digest("docker.io/library/nginx"), "docker.io", "library/nginx", None, Some(HEX), "nginx"),
+        ok(&at_digest("name:tag"), &at_digest("docker.io/library/name:tag"), "docker.io", "library/name", Some("tag"), Some(HEX), "name"),
     ];
     for Valid {
         input,
@@ -206,32 +67,24 @@ fn valid_references_normalise_like_docker() {
     }
 }
 
-fn s<'a>(
+fn ok(
     input: &str,
     full: &str,
-    domain: &'a str,
-    path: &'a str,
-    tag: Option<&'a str>,
-    digest: Option<&'a str>,
-    familiar: &'a str,
-) -> (
-    String,
-    String,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    &'a str,
-) {
-    (
-        input.to_owned(),
-        full.to_owned(),
+    domain: &'static str,
+    path: &'static str,
+    tag: Option<&'static str>,
+    digest_hex: Option<&'static str>,
+    familiar: &'static str,
+) -> Valid {
+    Valid {
+        input: input.to_owned(),
+        full: full.to_owned(),
         domain,
         path,
         tag,
-        digest,
+        digest_hex,
         familiar,
-    )
+    }
 }
 
 /// Invalid inputs and Docker's exact message for each.
@@ -240,6 +93,7 @@ fn invalid_references_fail_with_dockers_messages() {
     let hex_upper = HEX.to_uppercase();
     let long_tag = "t".repeat(129);
     let long_path = format!("user/{}", "a".repeat(251));
+    #[rustfmt::skip]
     let cases: Vec<(String, String)> = vec![
         e("", "invalid reference format"),
         e("nginx:", "invalid reference format"),
@@ -265,40 +119,17 @@ fn invalid_references_fail_with_dockers_messages() {
         e(&format!("nginx@{HEX}"), "invalid reference format"),
         // kiln refuses a first part that is neither host nor Hub namespace (Docker makes it domain-less).
         e("a_b.c/app", "invalid reference format"),
-        e(
-            "Nginx",
-            "invalid reference format: repository name (library/Nginx) must be lowercase",
-        ),
-        e(
-            "user/App:v1",
-            "invalid reference format: repository name (user/App) must be lowercase",
-        ),
-        e(
-            "localhost:5000/App",
-            "invalid reference format: repository name (App) must be lowercase",
-        ),
+        e("Nginx", "invalid reference format: repository name (library/Nginx) must be lowercase"),
+        e("user/App:v1", "invalid reference format: repository name (user/App) must be lowercase"),
+        e("localhost:5000/App", "invalid reference format: repository name (App) must be lowercase"),
         e("Foo_Bar/baz", "repository name must be lowercase"),
-        e(
-            HEX,
-            &format!("invalid repository name ({HEX}), cannot specify 64-byte hexadecimal strings"),
-        ),
+        e(HEX, &format!("invalid repository name ({HEX}), cannot specify 64-byte hexadecimal strings")),
         e(&long_path, "repository name must not be more than 255 characters"),
-        e(
-            &format!("nginx@sha256:{hex_upper}"),
-            "invalid checksum digest format",
-        ),
-        e(
-            &format!("nginx@sha256:{}", &HEX[..63]),
-            "invalid checksum digest format",
-        ),
-        e(
-            &format!("nginx@md5:{}", &HEX[..32]),
-            "unsupported digest algorithm",
-        ),
-        e(
-            &format!("nginx@sha512:{HEX}{HEX}"),
-            "unsupported digest algorithm",
-        ),
+        e(&format!("nginx@sha256:{hex_upper}"), "invalid checksum digest format"),
+        e(&format!("nginx@sha256:{}", &HEX[..63]), "invalid checksum digest format"),
+        e(&format!("nginx@md5:{}", &HEX[..32]), "unsupported digest algorithm"),
+        // Docker also takes sha384/sha512 digests; kiln computes and stores sha256 only.
+        e(&format!("nginx@sha512:{HEX}{HEX}"), "unsupported digest algorithm"),
     ];
     for (input, message) in cases {
         match ImageRef::parse(&input) {
