@@ -143,7 +143,11 @@ impl ImageStore {
         self.db.write(|tx| {
             // Written under the write lock, so no GC can sweep it before the name is set.
             let blob = self.content.write_blob(manifest)?;
-            let target = Target { digest, media_type, size: blob.size };
+            let target = Target {
+                digest,
+                media_type,
+                size: blob.size,
+            };
             let record = self.check_complete(target, manifest)?;
             let now = unix_now();
             for name in names {

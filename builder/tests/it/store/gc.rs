@@ -9,11 +9,20 @@ use kiln_builder::store::{GcOptions, GcReport};
 use super::{build, open, put, write};
 
 fn now() -> GcOptions {
-    GcOptions { grace: Duration::ZERO, ..GcOptions::default() }
+    GcOptions {
+        grace: Duration::ZERO,
+        ..GcOptions::default()
+    }
 }
 
 fn stored(store: &kiln_builder::store::ImageStore) -> Vec<Digest> {
-    store.content().list().unwrap().into_iter().map(|b| b.info.digest).collect()
+    store
+        .content()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.info.digest)
+        .collect()
 }
 
 #[test]
@@ -27,7 +36,14 @@ fn gc_reclaims_exactly_what_no_name_reaches() {
     put(&store, &["drop"], &drop);
     let orphan = write(&store, None, b"never referenced");
 
-    assert_eq!(store.gc(&now()).unwrap(), GcReport { blobs_removed: 1, bytes_reclaimed: orphan.size, ..GcReport::default() });
+    assert_eq!(
+        store.gc(&now()).unwrap(),
+        GcReport {
+            blobs_removed: 1,
+            bytes_reclaimed: orphan.size,
+            ..GcReport::default()
+        }
+    );
     store.remove("drop", false).unwrap();
     let report = store.gc(&now()).unwrap();
     let own_layer = &drop.layers[1];
@@ -35,12 +51,21 @@ fn gc_reclaims_exactly_what_no_name_reaches() {
     assert_eq!((report.blobs_removed, report.bytes_reclaimed), (3, expected));
 
     let mut left = stored(&store);
-    let mut wanted = vec![base.digest.clone(), keep.layers[1].digest.clone(), keep.config.digest.clone(), kept.manifest.clone()];
+    let mut wanted = vec![
+        base.digest.clone(),
+        keep.layers[1].digest.clone(),
+        keep.config.digest.clone(),
+        kept.manifest.clone(),
+    ];
     left.sort();
     wanted.sort();
     assert_eq!(left, wanted);
     assert_eq!(store.resolve("keep").unwrap().id, kept.id);
-    assert_eq!(store.gc(&now()).unwrap(), GcReport::default(), "a second pass finds nothing");
+    assert_eq!(
+        store.gc(&now()).unwrap(),
+        GcReport::default(),
+        "a second pass finds nothing"
+    );
 }
 
 #[test]
@@ -61,10 +86,18 @@ fn gc_keeps_every_stored_blob_an_index_reaches() {
     let two = build(&store, "p2", &[], None);
     let entries: Vec<_> = [&one, &two]
         .iter()
-        .map(|b| super::descriptor(super::OCI_MANIFEST, &store.content().write_blob(&b.manifest).unwrap()))
+        .map(|b| {
+            super::descriptor(
+                super::OCI_MANIFEST,
+                &store.content().write_blob(&b.manifest).unwrap(),
+            )
+        })
         .collect();
-    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": super::OCI_INDEX, "manifests": entries });
-    store.put_image(&[super::r("multi")], &serde_json::to_vec(&index).unwrap()).unwrap();
+    let index =
+        serde_json::json!({ "schemaVersion": 2, "mediaType": super::OCI_INDEX, "manifests": entries });
+    store
+        .put_image(&[super::r("multi")], &serde_json::to_vec(&index).unwrap())
+        .unwrap();
     let before = stored(&store);
     assert_eq!(store.gc(&now()).unwrap().blobs_removed, 0);
     assert_eq!(stored(&store), before);
@@ -114,9 +147,17 @@ fn gc_removes_stale_ingests() {
     let mut crashed = store.content().ingest(None).unwrap();
     std::io::Write::write_all(&mut crashed, b"partial").unwrap();
     std::mem::forget(crashed);
-    let report = store.gc(&GcOptions { grace: Duration::ZERO, stale_ingest: Duration::ZERO }).unwrap();
+    let report = store
+        .gc(&GcOptions {
+            grace: Duration::ZERO,
+            stale_ingest: Duration::ZERO,
+        })
+        .unwrap();
     assert_eq!(report.ingests_removed, 1);
-    assert_eq!(std::fs::read_dir(root.path().join("ingest-v1")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(root.path().join("ingest-v1")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -133,7 +174,12 @@ fn leased_image_stays_readable_while_another_store_removes_it() {
     assert_eq!(remover.gc(&now()).unwrap().blobs_removed, 0);
     for layer in &built.layers {
         let mut bytes = Vec::new();
-        reader.content().open(&layer.digest).unwrap().read_to_end(&mut bytes).unwrap();
+        reader
+            .content()
+            .open(&layer.digest)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
         assert_eq!(Digest::of(&bytes), layer.digest);
     }
     drop(lease);
@@ -149,7 +195,10 @@ fn lease_image_fails_once_blobs_are_gone() {
     store.remove("gone", false).unwrap();
     store.content().delete(&built.layers[0].digest).unwrap();
     let error = store.lease_image(&image, Duration::from_secs(60)).unwrap_err();
-    assert!(error.to_string().contains(&built.layers[0].digest.to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&built.layers[0].digest.to_string()),
+        "{error}"
+    );
 }
 
 #[test]

@@ -25,7 +25,15 @@ fn put_then_resolve_by_name_and_by_id() {
     assert_eq!(labels["seed"], "one");
 
     let hex = image.id.hex();
-    for query in ["app:1", "app", "docker.io/library/app:latest", &image.id.to_string(), hex, &hex[..12], &format!("sha256:{}", &hex[..5])] {
+    for query in [
+        "app:1",
+        "app",
+        "docker.io/library/app:latest",
+        &image.id.to_string(),
+        hex,
+        &hex[..12],
+        &format!("sha256:{}", &hex[..5]),
+    ] {
         let found = store.resolve(query).unwrap_or_else(|e| panic!("{query}: {e}"));
         assert_eq!(found.id, image.id, "{query}");
         assert_eq!(found.names, image.names, "{query}");
@@ -36,19 +44,42 @@ fn put_then_resolve_by_name_and_by_id() {
 fn resolve_reports_unknown_invalid_and_ambiguous() {
     let root = tempfile::tempdir().unwrap();
     let store = open(&root);
-    assert_eq!(store.resolve("nope").unwrap_err().to_string(), "No such image: nope:latest");
-    assert_eq!(store.resolve("user/app:2").unwrap_err().to_string(), "No such image: user/app:2");
-    assert_eq!(store.resolve("abc123").unwrap_err().to_string(), "No such image: abc123");
+    assert_eq!(
+        store.resolve("nope").unwrap_err().to_string(),
+        "No such image: nope:latest"
+    );
+    assert_eq!(
+        store.resolve("user/app:2").unwrap_err().to_string(),
+        "No such image: user/app:2"
+    );
+    assert_eq!(
+        store.resolve("abc123").unwrap_err().to_string(),
+        "No such image: abc123"
+    );
     assert_eq!(
         store.resolve("Bad").unwrap_err().to_string(),
         "invalid reference format: repository name (library/Bad) must be lowercase"
     );
     // 17 IDs over 16 hex digits: two share their first digit.
-    let ids: Vec<Digest> =
-        (0..17).map(|i| put(&store, &[&format!("img{i}")], &build(&store, &format!("s{i}"), &[], None)).id).collect();
-    let first = (0..16).map(|d| format!("{d:x}")).find(|d| ids.iter().filter(|id| id.hex().starts_with(d.as_str())).count() > 1).unwrap();
+    let ids: Vec<Digest> = (0..17)
+        .map(|i| {
+            put(
+                &store,
+                &[&format!("img{i}")],
+                &build(&store, &format!("s{i}"), &[], None),
+            )
+            .id
+        })
+        .collect();
+    let first = (0..16)
+        .map(|d| format!("{d:x}"))
+        .find(|d| ids.iter().filter(|id| id.hex().starts_with(d.as_str())).count() > 1)
+        .unwrap();
     let error = store.resolve(&first).unwrap_err();
-    assert_eq!(error.to_string(), format!("multiple IDs found with provided prefix: {first}"));
+    assert_eq!(
+        error.to_string(),
+        format!("multiple IDs found with provided prefix: {first}")
+    );
 }
 
 #[test]
@@ -72,14 +103,26 @@ fn put_refuses_incomplete_images_and_names_nothing() {
     let error = store.put_image(&[r("x")], &built.manifest).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("image {} references blob {layer}, which is not in the content store", Digest::of(&built.manifest))
+        format!(
+            "image {} references blob {layer}, which is not in the content store",
+            Digest::of(&built.manifest)
+        )
     );
-    assert!(matches!(store.resolve("x").unwrap_err(), StoreError::ImageNotFound { .. }));
+    assert!(matches!(
+        store.resolve("x").unwrap_err(),
+        StoreError::ImageNotFound { .. }
+    ));
 
     let error = store.put_image(&[r("x")], br#"{"schemaVersion":2}"#).unwrap_err();
-    assert!(matches!(error, StoreError::UnsupportedMediaType { .. }), "{error:?}");
+    assert!(
+        matches!(error, StoreError::UnsupportedMediaType { .. }),
+        "{error:?}"
+    );
     let error = store.put_image(&[r("x")], b"not json").unwrap_err();
-    assert!(matches!(error, StoreError::InvalidJson { kind: "manifest", .. }), "{error:?}");
+    assert!(
+        matches!(error, StoreError::InvalidJson { kind: "manifest", .. }),
+        "{error:?}"
+    );
     assert!(store.list().unwrap().is_empty());
 }
 
@@ -101,7 +144,9 @@ fn index_resolves_to_the_host_platform_manifest() {
     ];
     entries[1]["platform"] = platform(other_arch);
     entries[2]["platform"] = platform(host_arch());
-    let index = serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries })).unwrap();
+    let index =
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries }))
+            .unwrap();
 
     let image = store.put_image(&[r("multi:1")], &index).unwrap();
     assert_eq!(image.target.media_type().to_string(), OCI_INDEX);
@@ -123,7 +168,13 @@ fn index_without_any_stored_manifest_is_refused() {
     let index = json!({ "schemaVersion": 2, "manifests": [{ "mediaType": OCI_MANIFEST, "digest": missing.to_string(), "size": 7 }] });
     let bytes = serde_json::to_vec(&index).unwrap();
     let error = store.put_image(&[r("empty")], &bytes).unwrap_err();
-    assert_eq!(error.to_string(), format!("index {} has no image manifest in the content store", Digest::of(&bytes)));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "index {} has no image manifest in the content store",
+            Digest::of(&bytes)
+        )
+    );
 }
 
 #[test]
@@ -131,14 +182,22 @@ fn tag_untag_and_moving_names() {
     let root = tempfile::tempdir().unwrap();
     let store = open(&root);
     let first = put(&store, &["app:1"], &build(&store, "first", &[], None));
-    let tagged = store.tag(&first.id.hex()[..8], &r("localhost:5000/other:v2")).unwrap();
-    assert_eq!(tagged.names, vec![r("docker.io/library/app:1"), r("localhost:5000/other:v2")]);
+    let tagged = store
+        .tag(&first.id.hex()[..8], &r("localhost:5000/other:v2"))
+        .unwrap();
+    assert_eq!(
+        tagged.names,
+        vec![r("docker.io/library/app:1"), r("localhost:5000/other:v2")]
+    );
     assert_eq!(store.resolve("localhost:5000/other:v2").unwrap().id, first.id);
 
     // Putting another image under an existing name moves the name, as `docker build -t` does.
     let second = put(&store, &["app:1"], &build(&store, "second", &[], None));
     assert_eq!(store.resolve("app:1").unwrap().id, second.id);
-    assert_eq!(store.resolve(first.id.as_str()).unwrap().names, vec![r("localhost:5000/other:v2")]);
+    assert_eq!(
+        store.resolve(first.id.as_str()).unwrap().names,
+        vec![r("localhost:5000/other:v2")]
+    );
 
     store.untag(&r("localhost:5000/other:v2")).unwrap();
     assert_eq!(
@@ -147,7 +206,10 @@ fn tag_untag_and_moving_names() {
     );
     let error = store.untag(&r("localhost:5000/other:v2")).unwrap_err();
     assert_eq!(error.to_string(), "No such image: localhost:5000/other:v2");
-    assert_eq!(store.tag("nothing", &r("x")).unwrap_err().to_string(), "No such image: nothing:latest");
+    assert_eq!(
+        store.tag("nothing", &r("x")).unwrap_err().to_string(),
+        "No such image: nothing:latest"
+    );
 }
 
 #[test]
@@ -159,9 +221,22 @@ fn list_groups_names_by_image_newest_first() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     store.tag("a:1", &r("a:3")).unwrap();
     let listed = store.list().unwrap();
-    let summary: Vec<(Digest, Vec<String>)> =
-        listed.iter().map(|i| (i.id.clone(), i.names.iter().map(|n| n.familiar_string()).collect())).collect();
-    assert_eq!(summary, vec![(a.id, vec!["a:1".into(), "a:2".into(), "a:3".into()]), (b.id, vec!["b:latest".into()])]);
+    let summary: Vec<(Digest, Vec<String>)> = listed
+        .iter()
+        .map(|i| {
+            (
+                i.id.clone(),
+                i.names.iter().map(|n| n.familiar_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (a.id, vec!["a:1".into(), "a:2".into(), "a:3".into()]),
+            (b.id, vec!["b:latest".into()])
+        ]
+    );
 }
 
 #[test]
@@ -169,11 +244,26 @@ fn rmi_by_name_untags_until_the_last_name() {
     let root = tempfile::tempdir().unwrap();
     let store = open(&root);
     let image = put(&store, &["a:1", "a:2"], &build(&store, "a", &[], None));
-    assert_eq!(store.remove("a:1", false).unwrap(), Removal { untagged: vec![r("a:1")], deleted: None });
+    assert_eq!(
+        store.remove("a:1", false).unwrap(),
+        Removal {
+            untagged: vec![r("a:1")],
+            deleted: None
+        }
+    );
     assert_eq!(store.resolve("a:2").unwrap().names, vec![r("a:2")]);
-    assert_eq!(store.remove("a:2", false).unwrap(), Removal { untagged: vec![r("a:2")], deleted: Some(image.id.clone()) });
+    assert_eq!(
+        store.remove("a:2", false).unwrap(),
+        Removal {
+            untagged: vec![r("a:2")],
+            deleted: Some(image.id.clone())
+        }
+    );
     assert!(store.resolve(image.id.as_str()).is_err());
-    assert_eq!(store.remove("a:2", false).unwrap_err().to_string(), "No such image: a:2");
+    assert_eq!(
+        store.remove("a:2", false).unwrap_err().to_string(),
+        "No such image: a:2"
+    );
 }
 
 #[test]
@@ -185,16 +275,31 @@ fn rmi_by_id_with_several_repositories_needs_force() {
     let error = store.remove(short, false).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+        format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )
     );
-    assert_eq!(store.resolve(short).unwrap().names.len(), 2, "a refused rmi changes nothing");
+    assert_eq!(
+        store.resolve(short).unwrap().names.len(),
+        2,
+        "a refused rmi changes nothing"
+    );
     let removal = store.remove(short, true).unwrap();
-    assert_eq!(removal, Removal { untagged: vec![r("a:1"), r("b:1")], deleted: Some(image.id) });
+    assert_eq!(
+        removal,
+        Removal {
+            untagged: vec![r("a:1"), r("b:1")],
+            deleted: Some(image.id)
+        }
+    );
     assert!(store.list().unwrap().is_empty());
 
     // Two tags of one repository are two references too (Docker's isSingleReference).
     let image = put(&store, &["c:1", "c:2"], &build(&store, "c", &[], None));
-    assert!(matches!(store.remove(image.id.hex(), false), Err(StoreError::ReferencedInMultipleRepositories { .. })));
+    assert!(matches!(
+        store.remove(image.id.hex(), false),
+        Err(StoreError::ReferencedInMultipleRepositories { .. })
+    ));
 }
 
 #[test]
@@ -218,7 +323,13 @@ fn rmi_of_a_repositorys_last_tag_drops_its_digest_names() {
     let digest_name = format!("e@{}", Digest::of(&built.manifest));
     let image = put(&store, &["e:1", &digest_name, "f:1"], &built);
     let removal = store.remove("e:1", false).unwrap();
-    assert_eq!(removal, Removal { untagged: vec![r("e:1"), r(&digest_name)], deleted: None });
+    assert_eq!(
+        removal,
+        Removal {
+            untagged: vec![r("e:1"), r(&digest_name)],
+            deleted: None
+        }
+    );
     assert_eq!(store.resolve(image.id.as_str()).unwrap().names, vec![r("f:1")]);
 }
 

@@ -1,6 +1,7 @@
 //! The image store on real files and a real SQLite database.
 
 mod concurrent;
+mod db;
 mod gc;
 mod images;
 
@@ -60,7 +61,11 @@ pub(crate) fn build(store: &ImageStore, seed: &str, shared: &[BlobInfo], lease: 
         "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
         "layers": layers.iter().map(|l| descriptor("application/vnd.oci.image.layer.v1.tar", l)).collect::<Vec<_>>(),
     });
-    Built { manifest: serde_json::to_vec(&manifest).unwrap(), config, layers }
+    Built {
+        manifest: serde_json::to_vec(&manifest).unwrap(),
+        config,
+        layers,
+    }
 }
 
 pub(crate) fn descriptor(media_type: &str, blob: &BlobInfo) -> serde_json::Value {
