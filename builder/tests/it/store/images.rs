@@ -1,6 +1,7 @@
 //! put, resolve, tag, untag, list and rmi, with Docker's semantics.
 
 use kiln_builder::content::{BlobSource, Digest};
+use kiln_builder::reference::ImageRef;
 use kiln_builder::store::{Removal, StoreError};
 use serde_json::json;
 
@@ -29,7 +30,7 @@ fn put_then_resolve_by_name_and_by_id() {
         "app:1",
         "app",
         "docker.io/library/app:latest",
-        &image.id.to_string(),
+        image.id.as_str(),
         hex,
         &hex[..12],
         &format!("sha256:{}", &hex[..5]),
@@ -226,7 +227,7 @@ fn list_groups_names_by_image_newest_first() {
         .map(|i| {
             (
                 i.id.clone(),
-                i.names.iter().map(|n| n.familiar_string()).collect(),
+                i.names.iter().map(ImageRef::familiar_string).collect(),
             )
         })
         .collect();
