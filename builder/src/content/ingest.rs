@@ -61,7 +61,8 @@ impl Ingest {
     /// Verifies the content and moves it into the store.
     ///
     /// A blob that is already stored is success: the content is identical by construction, and
-    /// the existing file's mtime is refreshed so the GC grace period counts from now. On a size or
+    /// the existing file's mtime is refreshed so the GC grace period counts from now (an existing
+    /// file of the wrong size is damaged and gets replaced). On a size or
     /// digest mismatch nothing is stored and the temp file is removed.
     pub fn commit(self) -> Result<BlobInfo, ContentError> {
         let Ingest {
@@ -92,7 +93,7 @@ impl Ingest {
             }
         }
         let target = blobs.join(digest.hex());
-        if touch(&target) {
+        if touch_if_sized(&target, size) {
             return Ok(BlobInfo { digest, size });
         }
         let temp_path = temp.path().to_owned();
@@ -109,16 +110,16 @@ impl Ingest {
     }
 }
 
-/// Refreshes the mtime of an existing blob; false if there is none.
-fn touch(path: &Path) -> bool {
-    match File::open(path) {
-        // Best effort: the mtime only widens the GC grace window; leases are the guarantee.
-        Ok(file) => {
-            let _ = file.set_modified(SystemTime::now());
-            true
-        }
-        Err(_) => false,
+/// Refreshes the mtime of an existing blob of the right size; false if there is none. A blob
+/// of the wrong size was truncated or damaged: it is replaced by the verified new copy.
+fn touch_if_sized(path: &Path, size: u64) -> bool {
+    let Ok(file) = File::open(path) else { return false };
+    if !file.metadata().is_ok_and(|m| m.len() == size) {
+        return false;
     }
+    // Best effort: the mtime only widens the GC grace window; leases are the guarantee.
+    let _ = file.set_modified(SystemTime::now());
+    true
 }
 
 /// Makes a rename in `dir` durable.

@@ -49,7 +49,9 @@ const MIGRATIONS: &[&str] = &[
 /// (`synchronous=FULL`).
 ///
 /// One `Db` holds one connection behind a mutex: threads of a process take turns, processes
-/// share through SQLite's file locks.
+/// share through SQLite's file locks. Transactions do not nest: calling [`read`](Db::read) or
+/// [`write`](Db::write), or dropping a [`Lease`](super::Lease), inside a transaction's closure on
+/// the same `Db` deadlocks.
 #[derive(Debug)]
 pub struct Db {
     path: PathBuf,

@@ -201,6 +201,16 @@ fn existing_blob_is_success_and_refreshes_its_mtime() {
 }
 
 #[test]
+fn reingesting_repairs_a_truncated_blob() {
+    let (_root, store) = store();
+    let info = store.write_blob(b"complete content").unwrap();
+    corrupt(&store, &info.digest, b"complete");
+    assert!(store.read(&info.digest).is_err());
+    assert_eq!(store.write_blob(b"complete content").unwrap(), info);
+    assert_eq!(store.read(&info.digest).unwrap(), b"complete content");
+}
+
+#[test]
 fn dropped_ingest_removes_its_temp_file() {
     let (root, store) = store();
     let mut ingest = store.ingest(None).unwrap();
