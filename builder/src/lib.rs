@@ -8,4 +8,7 @@
 
 pub use kiln_frontend as frontend;
 
+pub mod content;
 pub mod dockerfile;
+pub mod reference;
+pub mod store;

@@ -1,0 +1,183 @@
+//! The metadata database: one SQLite file that several kiln processes share.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
+
+use super::StoreError;
+use crate::content::Digest;
+use crate::reference::ImageRef;
+
+/// How long a writer waits for another process's write transaction before giving up. GC holds
+/// the write lock while it sweeps, which on a large store takes seconds, not minutes.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The schema, one step per version: `PRAGMA user_version` is the number of steps applied.
+/// Steps are append-only; a released step is never edited.
+const MIGRATIONS: &[&str] = &[
+    // v1: image names and leases.
+    "CREATE TABLE images (
+        name              TEXT PRIMARY KEY,  -- ImageRef, full form: docker.io/library/nginx:latest
+        target_digest     TEXT NOT NULL,     -- the manifest or index the name points to
+        target_media_type TEXT NOT NULL,
+        target_size       INTEGER NOT NULL,
+        manifest_digest   TEXT NOT NULL,     -- the image manifest used (the target, or picked from the index)
+        config_digest     TEXT NOT NULL,     -- the image ID
+        created_at        INTEGER NOT NULL,  -- unix seconds: when the name was first set
+        updated_at        INTEGER NOT NULL   -- unix seconds: when the name last moved
+    ) STRICT;
+    CREATE INDEX images_by_config ON images (config_digest);
+    CREATE TABLE leases (
+        id         TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL          -- unix seconds; GC drops the lease after this
+    ) STRICT;
+    CREATE TABLE lease_blobs (
+        lease  TEXT NOT NULL REFERENCES leases (id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (lease, digest)
+    ) STRICT, WITHOUT ROWID;",
+];
+
+/// The metadata database at `<root>/metadata-v1.db`.
+///
+/// SQLite in WAL mode: readers never block and are never blocked; writers take the write lock
+/// up front (`BEGIN IMMEDIATE`) so two processes never deadlock upgrading read transactions,
+/// and wait up to a minute for each other. Every change is one transaction, durable on commit
+/// (`synchronous=FULL`).
+///
+/// One `Db` holds one connection behind a mutex: threads of a process take turns, processes
+/// share through SQLite's file locks. Transactions do not nest: calling [`read`](Db::read) or
+/// [`write`](Db::write), or dropping a [`Lease`](super::Lease), inside a transaction's closure on
+/// the same `Db` deadlocks.
+#[derive(Debug)]
+pub struct Db {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating and migrating if needed) the database file.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Db, StoreError> {
+        let path = path.into();
+        let open_error = |source| StoreError::DatabaseOpen {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0))
+            .map_err(open_error)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(open_error)?;
+        migrate(&mut conn, &path)?;
+        Ok(Db {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a read transaction: a consistent snapshot, blocking no one.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(TransactionBehavior::Deferred, f)
+    }
+
+    /// Runs `f` in a write transaction holding the database's write lock; commits if `f` succeeds.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(TransactionBehavior::Immediate, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A panic in another thread's transaction rolled it back; the connection is still sound.
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(behavior)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Brings the schema up to date, inside one write transaction so concurrent openers take turns.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let open_error = |source| StoreError::DatabaseOpen {
+        path: path.to_owned(),
+        source,
+    };
+    let supported = i64::try_from(MIGRATIONS.len()).expect("few migrations");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_error)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(open_error)?;
+    if found > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported,
+        });
+    }
+    for step in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
+        tx.execute_batch(step).map_err(open_error)?;
+    }
+    tx.pragma_update(None, "user_version", supported)
+        .map_err(open_error)?;
+    tx.commit().map_err(open_error)
+}
+
+/// Now, in unix seconds (the unit of every timestamp column).
+pub(crate) fn unix_now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// Seconds in a duration, for adding to [`unix_now`].
+pub(crate) fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Reads a text column that holds a [`Digest`].
+pub(crate) fn digest_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Digest> {
+    parse_column(row, index, Digest::parse)
+}
+
+/// Reads a text column that holds an [`ImageRef`].
+pub(crate) fn reference_column(row: &Row<'_>, index: usize) -> rusqlite::Result<ImageRef> {
+    parse_column(row, index, ImageRef::parse)
+}
+
+/// Reads an integer column that holds a size in bytes.
+pub(crate) fn size_column(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, Box::new(e)))
+}
+
+// Free functions rather than `FromSql` impls: `content` and `reference` stay free of SQLite.
+fn parse_column<T, E>(row: &Row<'_>, index: usize, parse: fn(&str) -> Result<T, E>) -> rusqlite::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    parse(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}

@@ -1,0 +1,5 @@
+//! kiln-builder's integration tests: one binary, one module per area.
+
+mod content;
+mod reference;
+mod store;
