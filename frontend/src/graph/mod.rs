@@ -156,7 +156,7 @@ impl BuildGraph {
 
     /// The stage named `name` (case-insensitive), if any.
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
-        let name = name.to_lowercase();
+        let name = crate::go::go_lower(name);
         self.stages
             .iter()
             .rev()

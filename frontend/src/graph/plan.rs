@@ -359,7 +359,7 @@ fn resolve_bases(
 
 /// The last stage named `name`, case-insensitively.
 fn find_stage(stages: &[Stage], name: &str) -> Option<StageId> {
-    let name = name.to_lowercase();
+    let name = crate::go::go_lower(name);
     stages
         .iter()
         .rev()

@@ -2,7 +2,7 @@
 
 use super::mount::MountError;
 use super::suggest::did_you_mean;
-pub(crate) use crate::syntax::go_quote;
+pub(crate) use crate::go::go_quote;
 
 /// An instruction that could not be read, and the line it starts on.
 ///

@@ -4,6 +4,7 @@
 //! `--link=false`), a single string (`--from=x`, at most once) or a repeatable string
 //! (`--mount=...`, `--exclude=...`). A lone `--` ends the flags.
 
+use crate::go::go_lower;
 use std::collections::HashMap;
 
 use super::ErrorKind;
@@ -70,7 +71,7 @@ impl Flags {
                     });
                 }
                 (FlagKind::Bool, Some(v)) => {
-                    let b = match v.to_lowercase().as_str() {
+                    let b = match go_lower(v).as_str() {
                         "true" => true,
                         "false" => false,
                         _ => {

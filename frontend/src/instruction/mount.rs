@@ -8,6 +8,7 @@
 
 use super::error::go_quote;
 use super::suggest::{did_you_mean, suggest};
+use crate::go::go_lower;
 
 /// What a mount provides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -228,8 +229,8 @@ impl Mount {
         let mut read_only_given = false;
         for field in csv_fields(value)? {
             let (key, value) = match field.split_once('=') {
-                Some((k, v)) => (k.to_lowercase(), Some(v)),
-                None => (field.to_lowercase(), None),
+                Some((k, v)) => (go_lower(k), Some(v)),
+                None => (go_lower(&field), None),
             };
             let Some(value) = value else {
                 match key.as_str() {
@@ -261,7 +262,7 @@ impl Mount {
         };
         match key {
             "type" => {
-                let lower = value.to_lowercase();
+                let lower = go_lower(value);
                 let Some((_, kind)) = MountType::ALL.iter().find(|(n, _)| *n == lower) else {
                     let suggestion = suggest(value, MountType::ALL.iter().map(|(n, _)| *n), true);
                     return Err(MountError::UnsupportedType {
@@ -298,7 +299,7 @@ impl Mount {
             }
             "id" => self.id = Some(value.to_owned()),
             "sharing" => {
-                let lower = value.to_lowercase();
+                let lower = go_lower(value);
                 let Some((_, sharing)) = Sharing::ALL.iter().find(|(n, _)| *n == lower) else {
                     let suggestion = suggest(value, Sharing::ALL.iter().map(|(n, _)| *n), true);
                     return Err(MountError::UnsupportedSharing {

@@ -1,6 +1,7 @@
 //! One function per keyword, each checking arguments and flags in the order BuildKit does (so the
 //! same input fails with the same message).
 
+use crate::go::go_lower;
 use std::time::Duration;
 
 use super::flags::{FlagKind, Flags};
@@ -127,7 +128,7 @@ impl<'a> Request<'a> {
     fn from(&self) -> Res<From> {
         let name = match self.args.as_slice() {
             [_, as_, name] if as_.eq_ignore_ascii_case("as") => {
-                let lower = name.to_lowercase();
+                let lower = go_lower(name);
                 if !is_valid_stage_name(&lower) {
                     return Err(ErrorKind::InvalidStageName {
                         name: (*name).to_owned(),
@@ -435,7 +436,7 @@ fn flatten_args<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
 /// The keyword in its original case (the node keeps it lower-cased), for messages.
 fn keyword_as_written(node: &Node) -> String {
     let first = node.original.split_whitespace().next().unwrap_or_default();
-    if first.to_lowercase() == node.keyword {
+    if go_lower(first) == node.keyword {
         first.to_owned()
     } else {
         node.keyword.clone()

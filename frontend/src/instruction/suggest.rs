@@ -5,6 +5,8 @@
 //! earliest candidate in the order given (BuildKit iterates a Go map, so its tie-break is random;
 //! ours is stable).
 
+use crate::go::go_lower;
+
 /// The candidate to suggest for `value`, if one is close enough.
 ///
 /// With `case_sensitive == false` the comparison ignores case and the suggestion takes the case of
@@ -16,7 +18,7 @@ where
     let folded = if case_sensitive {
         value.to_owned()
     } else {
-        value.to_lowercase()
+        go_lower(value)
     };
     let mut best: Option<String> = None;
     let mut best_distance = 3;
@@ -24,7 +26,7 @@ where
         let candidate = if case_sensitive {
             candidate.to_owned()
         } else {
-            candidate.to_lowercase()
+            go_lower(candidate)
         };
         if candidate == folded {
             return None;
@@ -44,8 +46,8 @@ where
 
 /// `candidate` in the case of `original`, when `original` is all-lower or all-upper.
 fn match_case(candidate: &str, original: &str) -> String {
-    if original == original.to_lowercase() {
-        candidate.to_lowercase()
+    if original == go_lower(original) {
+        go_lower(candidate)
     } else if original == original.to_uppercase() {
         candidate.to_uppercase()
     } else {
