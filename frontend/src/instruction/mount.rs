@@ -229,8 +229,8 @@ impl Mount {
         let mut read_only_given = false;
         for field in csv_fields(value)? {
             let (key, value) = match field.split_once('=') {
-                Some((k, v)) => (go_lower(k), Some(v)),
-                None => (go_lower(&field), None),
+                Some((k, v)) => (lower(k), Some(v)),
+                None => (lower(&field), None),
             };
             let Some(value) = value else {
                 match key.as_str() {
@@ -262,8 +262,8 @@ impl Mount {
         };
         match key {
             "type" => {
-                let lower = go_lower(value);
-                let Some((_, kind)) = MountType::ALL.iter().find(|(n, _)| *n == lower) else {
+                let folded = lower(value);
+                let Some((_, kind)) = MountType::ALL.iter().find(|(n, _)| *n == folded) else {
                     let suggestion = suggest(value, MountType::ALL.iter().map(|(n, _)| *n), true);
                     return Err(MountError::UnsupportedType {
                         value: value.to_owned(),
@@ -299,8 +299,8 @@ impl Mount {
             }
             "id" => self.id = Some(value.to_owned()),
             "sharing" => {
-                let lower = go_lower(value);
-                let Some((_, sharing)) = Sharing::ALL.iter().find(|(n, _)| *n == lower) else {
+                let folded = lower(value);
+                let Some((_, sharing)) = Sharing::ALL.iter().find(|(n, _)| *n == folded) else {
                     let suggestion = suggest(value, Sharing::ALL.iter().map(|(n, _)| *n), true);
                     return Err(MountError::UnsupportedSharing {
                         value: value.to_owned(),
@@ -363,6 +363,10 @@ impl Mount {
 /// The fields of a one-record CSV line, as Go's `encoding/csv` reads it (quotes allowed around a
 /// field, `""` inside quotes for a quote).
 fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
+    if !line.contains('"') {
+        // The common case: no quoting, so fields are the text between commas.
+        return Ok(line.split(',').map(str::to_owned).collect());
+    }
     let mut fields = Vec::new();
     let mut chars = line.char_indices().peekable();
     loop {
@@ -417,6 +421,15 @@ fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
             }
         }
         fields.push(field);
+    }
+}
+
+/// Go's `strings.ToLower`, without its per-char work for the usual ASCII keys and values.
+fn lower(s: &str) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        go_lower(s)
     }
 }
 
