@@ -10,5 +10,6 @@ pub use kiln_frontend as frontend;
 
 pub mod content;
 pub mod dockerfile;
+pub mod platform;
 pub mod reference;
 pub mod store;

@@ -165,7 +165,12 @@ impl BuildGraph {
                     continue;
                 }
                 let value = given.cloned().or_else(|| def.default.clone());
-                known.insert(&def.name, (value, def.description.clone(), step.span.start));
+                // A redeclared global without a comment of its own keeps the global's description.
+                let description = def
+                    .description
+                    .clone()
+                    .or_else(|| known.get(def.name.as_str()).and_then(|k| k.1.clone()));
+                known.insert(&def.name, (value, description, step.span.start));
             }
         }
         self.add_uses(&mut used);
