@@ -2,6 +2,7 @@
 //! Dockerfile (the build itself lands with its issue).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ pub(crate) struct Args {
     target: Option<String>,
     /// Set a build-time variable: `NAME=VALUE`, or `NAME` to take it from the environment.
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    build_args: Vec<String>,
+    args: Vec<String>,
     /// The platform to build for (`linux/amd64`) [default: the host's].
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
@@ -76,7 +77,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 /// Plan the build the options describe.
 fn plan(args: &Args, text: &DockerfileText, tree: &Dockerfile) -> Result<graph::BuildGraph> {
     let host = platform::host();
-    let mut planner = Planner::new(tree, host.clone()).build_args(build_args(&args.build_args));
+    let mut planner = Planner::new(tree, host.clone()).build_args(build_args(&args.args));
     if let Some(target) = &args.target {
         planner = planner.target(target);
     }
@@ -188,7 +189,7 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Resu
             if i + 1 == N {
                 text.push_str(cell);
             } else {
-                text.push_str(&format!("{cell:<w$}   "));
+                let _ = write!(text, "{cell:<w$}   ");
             }
         }
         writeln!(out, "{}", text.trim_end())
