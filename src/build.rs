@@ -27,7 +27,7 @@ pub(crate) struct Args {
     target: Option<String>,
     /// Set a build-time variable: `NAME=VALUE`, or `NAME` to take it from the environment.
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    args: Vec<String>,
+    build_arg: Vec<String>,
     /// The platform to build for (`linux/amd64`) [default: the host's].
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
@@ -77,7 +77,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 /// Plan the build the options describe.
 fn plan(args: &Args, text: &DockerfileText, tree: &Dockerfile) -> Result<graph::BuildGraph> {
     let host = platform::host();
-    let mut planner = Planner::new(tree, host.clone()).build_args(build_args(&args.args));
+    let mut planner = Planner::new(tree, host.clone()).build_args(build_args(&args.build_arg));
     if let Some(target) = &args.target {
         planner = planner.target(target);
     }
