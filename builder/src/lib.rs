@@ -12,4 +12,5 @@ pub mod content;
 pub mod dockerfile;
 pub mod platform;
 pub mod reference;
+pub mod solver;
 pub mod store;
