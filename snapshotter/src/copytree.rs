@@ -170,7 +170,13 @@ fn apply_metadata(
             AtFlags::empty(),
         )?;
     }
-    copy_xattrs(&proc_path(src, src_name), &proc_path(dst_dir, Some(dst_name)))?;
+    // With no name, the source path is the fd's own /proc link, which only the following calls resolve.
+    let follow = src_name.is_none();
+    copy_xattrs(
+        &proc_path(src, src_name),
+        follow,
+        &proc_path(dst_dir, Some(dst_name)),
+    )?;
     let times = Timestamps {
         last_access: rustix::fs::Timespec {
             tv_sec: stat.st_atime,
@@ -185,8 +191,8 @@ fn apply_metadata(
     Ok(())
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let names = match list_xattrs(src) {
+fn copy_xattrs(src: &Path, follow: bool, dst: &Path) -> io::Result<()> {
+    let names = match list_xattrs(src, follow) {
         Ok(names) => names,
         // A filesystem without xattrs has none to copy.
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error()) => return Ok(()),
@@ -194,7 +200,7 @@ fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
     };
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = OsStr::from_bytes(name);
-        let value = get_xattr(src, name)?;
+        let value = get_xattr(src, follow, name)?;
         rustix::fs::lsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())?;
     }
     Ok(())
@@ -219,16 +225,30 @@ fn read_sized(
     }
 }
 
-fn list_xattrs(path: &Path) -> io::Result<Vec<u8>> {
-    read_sized(
-        || rustix::fs::llistxattr_query(path),
-        |buf| rustix::fs::llistxattr(path, buf),
-    )
+fn list_xattrs(path: &Path, follow: bool) -> io::Result<Vec<u8>> {
+    if follow {
+        read_sized(
+            || rustix::fs::listxattr_query(path),
+            |buf| rustix::fs::listxattr(path, buf),
+        )
+    } else {
+        read_sized(
+            || rustix::fs::llistxattr_query(path),
+            |buf| rustix::fs::llistxattr(path, buf),
+        )
+    }
 }
 
-fn get_xattr(path: &Path, name: &OsStr) -> io::Result<Vec<u8>> {
-    read_sized(
-        || rustix::fs::lgetxattr_query(path, name),
-        |buf| rustix::fs::lgetxattr(path, name, buf),
-    )
+fn get_xattr(path: &Path, follow: bool, name: &OsStr) -> io::Result<Vec<u8>> {
+    if follow {
+        read_sized(
+            || rustix::fs::getxattr_query(path, name),
+            |buf| rustix::fs::getxattr(path, name, buf),
+        )
+    } else {
+        read_sized(
+            || rustix::fs::lgetxattr_query(path, name),
+            |buf| rustix::fs::lgetxattr(path, name, buf),
+        )
+    }
 }

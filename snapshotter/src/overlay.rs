@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -79,15 +80,29 @@ impl OverlaySnapshotter {
     fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>> {
         let resolved = self
             .store
-            .create(key, parent, kind, MAX_LOWER_LAYERS, |staging, _parent| {
+            .create(key, parent, kind, MAX_LOWER_LAYERS, |staging, parent| {
                 for dir in ["fs", "work"] {
                     let path = staging.join(dir);
                     fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
                 }
-                Ok(())
+                match parent {
+                    Some(parent) => {
+                        inherit_root_attributes(&self.store.fs_dir(parent.id), &staging.join("fs"))
+                    }
+                    None => Ok(()),
+                }
             })?;
         Ok(self.mounts_for(&resolved))
     }
+}
+
+/// Gives a new upper directory the owner and mode of the parent's. Overlay shows the upper directory's
+/// attributes for the root of the mount, so without this every layer would reset `/` to root:root 0755.
+fn inherit_root_attributes(parent_fs: &Path, upper: &Path) -> Result<()> {
+    let meta = fs::metadata(parent_fs).map_err(|e| Error::io("stat", parent_fs, e))?;
+    std::os::unix::fs::chown(upper, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| Error::io("chown", upper, e))?;
+    fs::set_permissions(upper, meta.permissions()).map_err(|e| Error::io("chmod", upper, e))
 }
 
 /// An overlay mount of `lowers` (nearest first), writable into `upper` = (upperdir, workdir) if given.
