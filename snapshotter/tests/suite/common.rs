@@ -24,7 +24,7 @@ impl Fixture {
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("temp dir under the target dir");
         let statfs = rustix::fs::statfs(dir.path()).expect("statfs");
-        let magic = i64::from(statfs.f_type);
+        let magic = statfs.f_type;
         assert!(
             magic != TMPFS_MAGIC && magic != OVERLAYFS_MAGIC,
             "tests need a real filesystem, {} is tmpfs or overlay",

@@ -15,12 +15,12 @@ both_backends!(
 );
 
 fn concurrent_prepares_from_one_parent(backend: Backend) {
+    const WORKERS: usize = 4;
     let fx = Arc::new(Fixture::new(backend));
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("shared"), "x").unwrap()
+        fs::write(root.join("shared"), "x").unwrap();
     });
-    const WORKERS: usize = 4;
     let barrier = Arc::new(Barrier::new(WORKERS));
     let workers: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -54,13 +54,13 @@ fn concurrent_prepares_from_one_parent(backend: Backend) {
 /// Builders prepare and commit while another handle sweeps over and over: the sweeper must never take a
 /// snapshot in flight (staged, renamed in, or committed) for garbage.
 fn cleanup_racing_with_builds_loses_nothing(backend: Backend) {
+    const BUILDERS: usize = 2;
+    const STEPS: usize = 15;
     let fx = Arc::new(Fixture::new(backend));
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("f"), "x").unwrap()
+        fs::write(root.join("f"), "x").unwrap();
     });
-    const BUILDERS: usize = 2;
-    const STEPS: usize = 15;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweeper = {
         let (fx, done) = (Arc::clone(&fx), Arc::clone(&done));

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use kiln_snapshotter::{Backend, ErrorKind, Kind};
+use kiln_snapshotter::{Backend, CleanupReport, ErrorKind, Kind};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 
 use crate::common::{Fixture, assert_kind, commit_layer, snapshot_dirs};
@@ -20,7 +20,7 @@ fn dropped_handle_leaves_a_swept_snapshot(backend: Backend) {
     let fx = Fixture::new(backend);
     let first = fx.open();
     commit_layer(&fx, &*first, "kept", None, |root| {
-        fs::write(root.join("f"), "x").unwrap()
+        fs::write(root.join("f"), "x").unwrap();
     });
     first.prepare("orphan", Some("kept")).unwrap();
     let orphan_dir = first.upper_dir("orphan").unwrap();
@@ -46,7 +46,7 @@ fn dropped_handle_leaves_a_swept_snapshot(backend: Backend) {
     assert_eq!(second.stat("kept").unwrap().kind, Kind::Committed);
     assert_eq!(
         second.cleanup().unwrap(),
-        Default::default(),
+        CleanupReport::default(),
         "a second sweep finds nothing"
     );
 }
@@ -71,7 +71,7 @@ fn crashed_process_leaves_a_swept_snapshot(backend: Backend) {
     let fx = Fixture::new(backend);
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("f"), "x").unwrap()
+        fs::write(root.join("f"), "x").unwrap();
     });
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash::crash_child", "--ignored", "--test-threads=1"])
@@ -94,7 +94,7 @@ fn stray_directories_are_swept(backend: Backend) {
     let fx = Fixture::new(backend);
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("f"), "x").unwrap()
+        fs::write(root.join("f"), "x").unwrap();
     });
     let before = snapshot_dirs(&fx.root);
     let snapshots = fx.root.join("snapshots");

@@ -102,10 +102,10 @@ fn views_are_read_only(backend: Backend) {
     let fx = Fixture::new(backend);
     let s = fx.open();
     commit_layer(&fx, &*s, "one", None, |root| {
-        fs::write(root.join("a"), "1").unwrap()
+        fs::write(root.join("a"), "1").unwrap();
     });
     commit_layer(&fx, &*s, "two", Some("one"), |root| {
-        fs::write(root.join("b"), "2").unwrap()
+        fs::write(root.join("b"), "2").unwrap();
     });
     // No parent, one parent (a bind for overlay), two parents (a lower-only overlay).
     for (key, parent) in [("v0", None), ("v1", Some("one")), ("v2", Some("two"))] {
@@ -127,7 +127,7 @@ fn remove_with_children_fails(backend: Backend) {
     let fx = Fixture::new(backend);
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("f"), "x").unwrap()
+        fs::write(root.join("f"), "x").unwrap();
     });
     s.prepare("child", Some("base")).unwrap();
     s.view("peek", Some("base")).unwrap();
@@ -165,10 +165,10 @@ fn upper_dir_holds_the_snapshots_changes(backend: Backend) {
     let fx = Fixture::new(backend);
     let s = fx.open();
     commit_layer(&fx, &*s, "base", None, |root| {
-        fs::write(root.join("old"), "1").unwrap()
+        fs::write(root.join("old"), "1").unwrap();
     });
     commit_layer(&fx, &*s, "top", Some("base"), |root| {
-        fs::write(root.join("new"), "2").unwrap()
+        fs::write(root.join("new"), "2").unwrap();
     });
     let upper = s.upper_dir("top").unwrap();
     assert_eq!(fs::read_to_string(upper.join("new")).unwrap(), "2");
