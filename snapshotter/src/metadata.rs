@@ -7,8 +7,9 @@
 //! failing with `SQLITE_BUSY`.
 //!
 //! Schema (version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
-//! - `snapshots`: one row per snapshot. `id` is `AUTOINCREMENT`, so an id whose row was committed is never
-//!   handed out again, even after the row is deleted; the snapshot's directory is `<root>/snapshots/<id>`.
+//! - `next_id`: a counter. Ids are reserved from it (in a transaction of their own) before a snapshot's
+//!   directory is renamed to `<root>/snapshots/<id>`, and never handed out twice.
+//! - `snapshots`: one row per snapshot, keyed by its reserved id.
 //!   `name` is the key or name (one namespace). `lease` is the id of the handle that owns an active snapshot
 //!   or view, cleared on commit.
 //! - `labels`: free-form labels per snapshot.
@@ -35,8 +36,12 @@ CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) STRICT;
+CREATE TABLE next_id (
+    value INTEGER NOT NULL
+) STRICT;
+INSERT INTO next_id (value) VALUES (1);
 CREATE TABLE snapshots (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        INTEGER PRIMARY KEY,
     name      TEXT NOT NULL UNIQUE,
     kind      TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
     parent_id INTEGER REFERENCES snapshots(id),
@@ -221,17 +226,35 @@ impl Tx<'_> {
         ids.collect::<rusqlite::Result<Vec<i64>>>().ctx(self.path)
     }
 
-    /// Inserts an active snapshot or view and returns its id.
-    pub(crate) fn insert(&self, name: &str, kind: Kind, parent_id: Option<i64>, lease: &str) -> Result<i64> {
+    /// Reserves a snapshot id nobody has had or will have.
+    pub(crate) fn reserve_id(&self) -> Result<i64> {
+        self.tx
+            .query_row(
+                "UPDATE next_id SET value = value + 1 RETURNING value - 1",
+                [],
+                |r| r.get(0),
+            )
+            .ctx(self.path)
+    }
+
+    /// Inserts an active snapshot or view under the reserved `id`.
+    pub(crate) fn insert(
+        &self,
+        id: i64,
+        name: &str,
+        kind: Kind,
+        parent_id: Option<i64>,
+        lease: &str,
+    ) -> Result<()> {
         let now = now_nanos();
         self.tx
             .execute(
-                "INSERT INTO snapshots (name, kind, parent_id, lease, created, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![name, kind.as_str(), parent_id, lease, now],
+                "INSERT INTO snapshots (id, name, kind, parent_id, lease, created, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![id, name, kind.as_str(), parent_id, lease, now],
             )
-            .ctx(self.path)?;
-        Ok(self.tx.last_insert_rowid())
+            .ctx(self.path)
+            .map(drop)
     }
 
     /// Turns the active snapshot `id` into the committed snapshot `name`.

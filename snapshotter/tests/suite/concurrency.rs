@@ -68,7 +68,7 @@ fn cleanup_racing_with_builds_loses_nothing(backend: Backend) {
             let s = fx.open();
             let mut sweeps = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let report = s.cleanup().unwrap();
+                let report = s.cleanup().unwrap_or_else(|e| panic!("cleanup: {e} ({e:?})"));
                 assert!(report.snapshots.is_empty(), "swept live snapshots: {report:?}");
                 sweeps += 1;
             }
