@@ -12,9 +12,10 @@
 //! [`open`] picks one: [`Backend::Auto`] probes whether overlay works on the root's filesystem (by mounting
 //! a tiny overlay under the root) and falls back to copy. A root remembers the backend that laid it out.
 //!
-//! Metadata (SQLite, `<root>/metadata.db`) is the truth; directories are staged under temp names and renamed
-//! into place inside the metadata transaction, and [`Snapshotter::cleanup`] sweeps what metadata does not
-//! name. Several handles and processes may share a root. The crash-safety argument is in the `store` module.
+//! Metadata (SQLite, `<root>/metadata.db`) is the truth: directories are staged under temp names and
+//! renamed into place before the row naming them commits, and [`Snapshotter::cleanup`] sweeps what metadata
+//! does not name. Several handles and processes may share a root. The crash-safety argument is in the
+//! `store` module.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

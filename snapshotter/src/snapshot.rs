@@ -151,7 +151,7 @@ pub struct CleanupReport {
 /// Stores snapshots and describes how to mount them; see the module docs for the vocabulary and lifecycle.
 ///
 /// Every method is safe to call from several threads, handles and processes on one root at once: the
-/// metadata database serializes writers and the directories are only renamed into place under its lock.
+/// metadata database serializes writers, and directories in flight are locked against sweepers.
 pub trait Snapshotter: Send + Sync {
     /// The implementation behind this handle: [`Backend::Overlay`] or [`Backend::Copy`], never `Auto`.
     fn backend(&self) -> Backend;

@@ -108,3 +108,67 @@ fn cleanup_racing_with_builds_loses_nothing(backend: Backend) {
         }
     }
 }
+
+const CHILD_ROOT: &str = "KILN_SNAPSHOTTER_CHILD_ROOT";
+const CHILD_BACKEND: &str = "KILN_SNAPSHOTTER_CHILD_BACKEND";
+const CHILD_INDEX: &str = "KILN_SNAPSHOTTER_CHILD_INDEX";
+
+/// Run by `concurrent_processes_prepare_from_one_parent` in child processes.
+#[test]
+#[ignore = "helper: only meaningful when spawned by concurrent_processes_prepare_from_one_parent"]
+fn process_child() {
+    let root = std::path::PathBuf::from(std::env::var_os(CHILD_ROOT).expect("spawned by the parent test"));
+    let backend: Backend = std::env::var(CHILD_BACKEND).unwrap().parse().unwrap();
+    let i = std::env::var(CHILD_INDEX).unwrap();
+    let s = kiln_snapshotter::open(&root, backend).unwrap();
+    for step in 0..5 {
+        let key = format!("p{i}-k{step}");
+        s.prepare(&key, Some("base")).unwrap();
+        fs::write(s.upper_dir(&key).unwrap().join("mine"), &i).unwrap();
+        s.commit(&format!("p{i}-n{step}"), &key).unwrap();
+    }
+}
+
+both_backends!(concurrent_processes_prepare_from_one_parent);
+
+fn concurrent_processes_prepare_from_one_parent(backend: Backend) {
+    let fx = Fixture::new(backend);
+    let s = fx.open();
+    commit_layer(&fx, &*s, "base", None, |root| {
+        fs::write(root.join("shared"), "x").unwrap();
+    });
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "concurrency::process_child",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ROOT, &fx.root)
+                .env(CHILD_BACKEND, backend.as_str())
+                .env(CHILD_INDEX, i.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(
+            child.wait().unwrap().success(),
+            "every process prepared and committed"
+        );
+    }
+    for i in 0..3 {
+        for step in 0..5 {
+            let info = s.stat(&format!("p{i}-n{step}")).unwrap();
+            assert_eq!(
+                (info.kind, info.parent.as_deref()),
+                (Kind::Committed, Some("base"))
+            );
+            let upper = s.upper_dir(&format!("p{i}-n{step}")).unwrap();
+            assert_eq!(fs::read_to_string(upper.join("mine")).unwrap(), i.to_string());
+        }
+    }
+}

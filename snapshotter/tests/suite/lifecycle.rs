@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use kiln_snapshotter::{Backend, ErrorKind, Kind};
+use kiln_snapshotter::{Backend, ErrorKind, Kind, Mount};
 
 use crate::common::{Fixture, assert_kind, commit_layer, snapshot_dirs};
 
@@ -23,6 +23,7 @@ fn prepare_commit_view(backend: Backend) {
     let s = fx.open();
 
     let mounts = s.prepare("step", None).unwrap();
+    assert!(!mounts.iter().any(Mount::is_readonly));
     assert_eq!(
         s.mounts("step").unwrap(),
         mounts,
@@ -109,7 +110,9 @@ fn views_are_read_only(backend: Backend) {
     });
     // No parent, one parent (a bind for overlay), two parents (a lower-only overlay).
     for (key, parent) in [("v0", None), ("v1", Some("one")), ("v2", Some("two"))] {
-        let guard = fx.mount(&s.view(key, parent).unwrap(), key);
+        let mounts = s.view(key, parent).unwrap();
+        assert!(mounts.iter().all(Mount::is_readonly), "{mounts:?}");
+        let guard = fx.mount(&mounts, key);
         let err = fs::write(guard.target().join("new"), "x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc_erofs()), "{key}: {err}");
         if parent.is_some() {
@@ -198,4 +201,18 @@ fn auto_picks_overlay_where_it_works() {
     let fx = Fixture::new(Backend::Auto);
     let s = kiln_snapshotter::open(&fx.root, Backend::Auto).unwrap();
     assert_eq!(s.backend(), Backend::Overlay);
+}
+
+#[test]
+fn roots_overlay_cannot_express_fall_back_to_copy() {
+    let fx = Fixture::new(Backend::Auto);
+    let root = fx.root.join("a:b");
+    let err = kiln_snapshotter::open(&root, Backend::Overlay)
+        .err()
+        .expect("':' cannot be in lowerdir");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(
+        kiln_snapshotter::open(&root, Backend::Auto).unwrap().backend(),
+        Backend::Copy
+    );
 }
