@@ -39,6 +39,17 @@ const MIGRATIONS: &[&str] = &[
         digest TEXT NOT NULL,
         PRIMARY KEY (lease, digest)
     ) STRICT, WITHOUT ROWID;",
+    // v2: build-cache records (the solver's `cache` module); their layers are GC roots.
+    "CREATE TABLE cache_records (
+        key              TEXT PRIMARY KEY,  -- CacheKey (sha256) of a step's result
+        snapshot         TEXT NOT NULL,     -- committed snapshot holding the filesystem after the step
+        layer_digest     TEXT NOT NULL,     -- the step's layer blob (compressed)
+        layer_diff_id    TEXT NOT NULL,     -- its uncompressed digest
+        layer_size       INTEGER NOT NULL,
+        layer_media_type TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,  -- unix seconds
+        used_at          INTEGER NOT NULL   -- unix seconds: last hit
+    ) STRICT;",
 ];
 
 /// The metadata database at `<root>/metadata-v1.db`.

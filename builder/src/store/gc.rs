@@ -182,6 +182,11 @@ impl ImageStore {
             for digest in statement.query_map([], |row| digest_column(row, 0))? {
                 live.insert(digest?);
             }
+            // Build-cache records keep their layers: a cache hit must find its blob.
+            let mut statement = tx.prepare("SELECT DISTINCT layer_digest FROM cache_records")?;
+            for digest in statement.query_map([], |row| digest_column(row, 0))? {
+                live.insert(digest?);
+            }
             sweep(&self.content, &live, options.grace, &mut report)?;
             Ok(report)
         })?;

@@ -1,0 +1,229 @@
+//! [`BuildRequest`]: everything `kiln build` is asked to do, as one immutable value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_frontend::graph::Platform;
+pub use kiln_frontend::instruction::Network;
+
+use crate::dockerfile::{DockerfileSource, DockerfileText};
+use crate::reference::ImageRef;
+
+/// Where the built image goes (`-o`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The local image store, named by the request's tags (the default).
+    Store,
+    /// An OCI image layout as a tarball (`-o type=oci,dest=F.tar`).
+    OciTar(PathBuf),
+    /// A tarball `docker load` reads (`-o type=docker,dest=F.tar`).
+    DockerTar(PathBuf),
+    /// The final filesystem, unpacked into a directory (`-o type=local,dest=DIR`).
+    Local(PathBuf),
+}
+
+/// Where the Dockerfile's text comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum DockerfileInput {
+    /// A file, stdin or the context's default, read when the build starts.
+    Source(DockerfileSource),
+    /// Text the caller already has.
+    Text(DockerfileText),
+}
+
+/// One build: the context, the Dockerfile and every option of `docker build` kiln supports.
+///
+/// Made with [`BuildRequest::builder`]; immutable once built, so one request can be built twice.
+///
+/// ```
+/// use kiln_builder::reference::ImageRef;
+/// use kiln_builder::solver::{BuildRequest, Network, Output};
+///
+/// let request = BuildRequest::builder("./app")
+///     .dockerfile_text("Dockerfile", "FROM scratch\nCOPY . /\n")
+///     .build_arg("VERSION", "1.2")
+///     .target("release")
+///     .tag("app:1".parse::<ImageRef>()?)
+///     .label("org.opencontainers.image.source", "https://example.com/app")
+///     .network(Network::None)
+///     .output(Output::DockerTar("app.tar".into()))
+///     .build();
+/// assert_eq!(request.target(), Some("release"));
+/// assert_eq!(request.build_args()["VERSION"], "1.2");
+/// assert_eq!(request.outputs(), [Output::DockerTar("app.tar".into())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    context: PathBuf,
+    dockerfile: DockerfileInput,
+    build_args: BTreeMap<String, String>,
+    target: Option<String>,
+    platform: Option<Platform>,
+    tags: Vec<ImageRef>,
+    labels: BTreeMap<String, String>,
+    no_cache: bool,
+    pull: bool,
+    network: Network,
+    outputs: Vec<Output>,
+}
+
+/// Builds a [`BuildRequest`]; every setting has `docker build`'s default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BuildRequestBuilder {
+    request: BuildRequest,
+}
+
+impl BuildRequest {
+    /// Starts a request for the context directory `context`; the Dockerfile defaults to
+    /// `context/Dockerfile`.
+    pub fn builder(context: impl Into<PathBuf>) -> BuildRequestBuilder {
+        BuildRequestBuilder {
+            request: BuildRequest {
+                context: context.into(),
+                dockerfile: DockerfileInput::Source(DockerfileSource::Default),
+                build_args: BTreeMap::new(),
+                target: None,
+                platform: None,
+                tags: Vec::new(),
+                labels: BTreeMap::new(),
+                no_cache: false,
+                pull: false,
+                network: Network::Default,
+                outputs: Vec::new(),
+            },
+        }
+    }
+
+    /// The context directory.
+    pub fn context(&self) -> &Path {
+        &self.context
+    }
+
+    /// `--build-arg` values.
+    pub fn build_args(&self) -> &BTreeMap<String, String> {
+        &self.build_args
+    }
+
+    /// `--target`.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// `--platform`; the host's when `None`.
+    pub fn platform(&self) -> Option<&Platform> {
+        self.platform.as_ref()
+    }
+
+    /// `-t` names.
+    pub fn tags(&self) -> &[ImageRef] {
+        &self.tags
+    }
+
+    /// `--label`s for the final image.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// `--no-cache`.
+    pub fn no_cache(&self) -> bool {
+        self.no_cache
+    }
+
+    /// `--pull`.
+    pub fn pull(&self) -> bool {
+        self.pull
+    }
+
+    /// `--network`: the default for every RUN.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Where the image goes; the store alone when none was given.
+    pub fn outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
+    pub(crate) fn dockerfile(&self) -> &DockerfileInput {
+        &self.dockerfile
+    }
+}
+
+impl BuildRequestBuilder {
+    /// Reads the Dockerfile from `source` (a path, stdin, or the context's default).
+    pub fn dockerfile(mut self, source: DockerfileSource) -> Self {
+        self.request.dockerfile = DockerfileInput::Source(source);
+        self
+    }
+
+    /// Uses `text` as the Dockerfile; `name` is how messages refer to it.
+    pub fn dockerfile_text(mut self, name: impl Into<String>, text: impl Into<Vec<u8>>) -> Self {
+        self.request.dockerfile = DockerfileInput::Text(DockerfileText {
+            name: name.into(),
+            path: None,
+            bytes: text.into(),
+        });
+        self
+    }
+
+    /// Sets one `--build-arg`.
+    pub fn build_arg(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request.build_args.insert(name.into(), value.into());
+        self
+    }
+
+    /// Builds the stage `target` instead of the last one.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.request.target = Some(target.into());
+        self
+    }
+
+    /// Builds for `platform`.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.request.platform = Some(platform);
+        self
+    }
+
+    /// Names the image (may be given several times).
+    pub fn tag(mut self, tag: ImageRef) -> Self {
+        self.request.tags.push(tag);
+        self
+    }
+
+    /// Adds a label to the final image.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Ignores the build cache: every step runs.
+    pub fn no_cache(mut self, yes: bool) -> Self {
+        self.request.no_cache = yes;
+        self
+    }
+
+    /// Pulls base images even when they are in the store.
+    pub fn pull(mut self, yes: bool) -> Self {
+        self.request.pull = yes;
+        self
+    }
+
+    /// The network RUN steps get unless they say `--network` themselves.
+    pub fn network(mut self, network: Network) -> Self {
+        self.request.network = network;
+        self
+    }
+
+    /// Adds an output (may be given several times).
+    pub fn output(mut self, output: Output) -> Self {
+        self.request.outputs.push(output);
+        self
+    }
+
+    /// The request.
+    pub fn build(self) -> BuildRequest {
+        self.request
+    }
+}
