@@ -15,3 +15,7 @@ pub use cache::LayerDescriptor;
 pub use cachekey::CacheKey;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
+mod error;
+mod scheduler;
+
+pub use error::BuildError;

@@ -135,3 +135,85 @@ mod seconds {
         s.serialize_f64(d.as_secs_f64())
     }
 }
+
+/// The sending side of a build's events: cheap to clone, usable from any thread. The build's
+/// top-level future drains the receiving side into the caller's [`Reporter`].
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Progress {
+    /// A new event channel.
+    pub(crate) fn channel() -> (Progress, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let progress = Progress {
+            tx,
+            next: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
+        };
+        (progress, rx)
+    }
+
+    /// Starts a vertex named `name`.
+    pub(crate) fn start(&self, name: impl Into<String>) -> Vertex {
+        let id = VertexId(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let vertex = Vertex {
+            id,
+            started: std::time::Instant::now(),
+            progress: self.clone(),
+        };
+        vertex.send(Event::Started {
+            id,
+            name: name.into(),
+        });
+        vertex
+    }
+}
+
+/// A started vertex: log lines go to it, and it ends cached, done or failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Vertex {
+    id: VertexId,
+    started: std::time::Instant,
+    progress: Progress,
+}
+
+impl Vertex {
+    fn send(&self, event: Event) {
+        // The receiver only goes away once the build is over; a late event has no one to tell.
+        let _ = self.progress.tx.send(event);
+    }
+
+    /// A line of output.
+    pub(crate) fn log(&self, stream: LogStream, line: impl Into<String>) {
+        self.send(Event::Log {
+            id: self.id,
+            stream,
+            elapsed: self.started.elapsed(),
+            line: line.into(),
+        });
+    }
+
+    /// The vertex was a cache hit.
+    pub(crate) fn cached(&self) {
+        self.send(Event::Cached { id: self.id });
+    }
+
+    /// The vertex finished.
+    pub(crate) fn done(&self) {
+        self.send(Event::Done {
+            id: self.id,
+            elapsed: self.started.elapsed(),
+        });
+    }
+
+    /// The vertex failed.
+    pub(crate) fn failed(&self, error: &str) {
+        self.send(Event::Failed {
+            id: self.id,
+            elapsed: self.started.elapsed(),
+            error: error.to_owned(),
+        });
+    }
+}

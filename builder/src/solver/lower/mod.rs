@@ -23,6 +23,7 @@ use kiln_frontend::graph::Input;
 use kiln_frontend::instruction::{Instruction, Step};
 use kiln_frontend::shell::Lexer;
 
+pub(crate) use copy::{Remote, classify};
 pub(crate) use error::LowerError;
 
 use super::op::Op;
