@@ -11,4 +11,5 @@ pub use kiln_frontend as frontend;
 pub mod content;
 pub mod dockerfile;
 pub mod reference;
+pub mod registry;
 pub mod store;
