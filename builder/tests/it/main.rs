@@ -2,4 +2,5 @@
 
 mod content;
 mod reference;
+mod registry;
 mod store;
