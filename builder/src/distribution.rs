@@ -90,12 +90,11 @@ pub async fn push_image(
 /// The index if it is complete here, else the image's own manifest.
 fn push_target(store: &ImageStore, image: &Image) -> Result<Descriptor, DistributionError> {
     let content = store.content();
-    let target_digest = Digest::parse(image.target.digest().as_ref()).map_err(|_| {
-        RegistryError::UnsupportedDigest {
+    let target_digest =
+        Digest::parse(image.target.digest().as_ref()).map_err(|_| RegistryError::UnsupportedDigest {
             reference: image.id.to_string(),
             digest: image.target.digest().to_string(),
-        }
-    })?;
+        })?;
     let describe = |digest: &Digest| -> Result<Descriptor, DistributionError> {
         let bytes = content.read(digest).map_err(StoreError::from)?;
         let (media_type, _) = manifest::parse(digest.as_str(), "", &bytes)?;

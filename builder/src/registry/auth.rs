@@ -56,7 +56,11 @@ fn parse_params(text: &str) -> HashMap<String, String> {
     let mut params = HashMap::new();
     let mut rest = text.trim_start();
     while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = &rest[eq + 1..];
         let mut value = String::new();
         if let Some(quoted) = rest.strip_prefix('"') {
@@ -79,7 +83,7 @@ fn parse_params(text: &str) -> HashMap<String, String> {
             rest = &quoted[end..];
         } else {
             let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_owned();
+            rest[..end].trim().clone_into(&mut value);
             rest = &rest[end..];
         }
         params.insert(key, value);
@@ -93,10 +97,30 @@ fn parse_params(text: &str) -> HashMap<String, String> {
 pub(crate) struct HostAuth {
     /// The host's challenge, once one was seen.
     pub(crate) challenge: Option<Challenge>,
-    /// The credentials configured for the host, once looked up (`Some(None)`: there are none).
-    pub(crate) credentials: Option<Option<Credentials>>,
+    /// The credentials configured for the host, once looked up.
+    pub(crate) credentials: Lookup,
     /// Bearer tokens by scope set.
     tokens: HashMap<String, Token>,
+}
+
+/// Credentials of a host: not looked up yet, or the lookup's answer (perhaps none).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Lookup {
+    /// Not looked up yet.
+    #[default]
+    Pending,
+    /// Looked up; `None` if the host has no credentials configured.
+    Done(Option<Credentials>),
+}
+
+impl Lookup {
+    /// The credentials found, if looked up and found.
+    fn found(&self) -> Option<&Credentials> {
+        match self {
+            Lookup::Done(found) => found.as_ref(),
+            Lookup::Pending => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -117,7 +141,7 @@ impl HostAuth {
     /// needs is at hand.
     pub(crate) fn header(&self, scopes: &[String]) -> Option<HeaderValue> {
         match self.challenge.as_ref()? {
-            Challenge::Basic => match self.credentials.as_ref()?.as_ref()? {
+            Challenge::Basic => match self.credentials.found()? {
                 Credentials::Basic { username, password } => Some(basic_header(username, password)),
                 Credentials::IdentityToken { .. } => None,
             },
@@ -129,7 +153,7 @@ impl HostAuth {
     }
 
     /// Remembers a token for `scopes`.
-    pub(crate) fn insert_token(&mut self, scopes: &[String], token: TokenResponse) {
+    pub(crate) fn insert_token(&mut self, scopes: &[String], token: &TokenResponse) {
         let value = token.token().to_owned();
         // Docker's default lifetime is 60 s; keep a margin so a token does not expire in flight.
         let lifetime = token.expires_in.unwrap_or(60).max(60);
@@ -209,10 +233,7 @@ pub(crate) async fn fetch_token(
                 }
             }
             http.post(realm)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(form.query().unwrap_or_default().to_owned())
         }
         other => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url};
 
-use super::auth::{Challenge, HostAuth, fetch_token};
+use super::auth::{Challenge, HostAuth, Lookup, fetch_token};
 use super::credentials::CredentialStore;
 use super::error::{RegistryError, ServerErrors};
 use crate::reference::DEFAULT_DOMAIN;
@@ -192,10 +192,11 @@ impl Client {
     /// The base URL of a registry host's API: `http://` for loopback and insecure registries,
     /// `https://` otherwise; `docker.io` is served by [`DOCKER_HUB_REGISTRY`].
     pub fn base_url(&self, host: &str) -> Url {
-        let insecure = is_loopback(host)
-            || self.inner.settings.insecure.iter().any(|entry| {
-                entry == host || host.rsplit_once(':').is_some_and(|(name, _)| entry == name)
-            });
+        let insecure =
+            is_loopback(host)
+                || self.inner.settings.insecure.iter().any(|entry| {
+                    entry == host || host.rsplit_once(':').is_some_and(|(name, _)| entry == name)
+                });
         let scheme = if insecure { "http" } else { "https" };
         let authority = if host == DEFAULT_DOMAIN {
             DOCKER_HUB_REGISTRY
@@ -236,7 +237,7 @@ impl Client {
             let retry_allowed = call.retry && attempt < settings.retries;
             match request.send().await {
                 Err(error) if retry_allowed && is_transient(&error) => {}
-                Err(error) => return Err(self.transport_error(call, error)),
+                Err(error) => return Err(Client::transport_error(call, error)),
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
                     authenticated = true;
                     let challenge = response
@@ -284,11 +285,20 @@ impl Client {
         match challenge {
             Challenge::Basic => Ok(matches!(credentials, Some(super::Credentials::Basic { .. }))),
             Challenge::Bearer { realm, service } => {
-                let token = fetch_token(&self.inner.http, &realm, service.as_deref(), scopes, credentials.as_ref())
-                    .await
-                    .map_err(auth_error)?;
+                let token = fetch_token(
+                    &self.inner.http,
+                    &realm,
+                    service.as_deref(),
+                    scopes,
+                    credentials.as_ref(),
+                )
+                .await
+                .map_err(auth_error)?;
                 let mut hosts = self.inner.hosts.lock().expect("auth cache lock");
-                hosts.entry(host.to_owned()).or_default().insert_token(scopes, token);
+                hosts
+                    .entry(host.to_owned())
+                    .or_default()
+                    .insert_token(scopes, &token);
                 Ok(true)
             }
         }
@@ -296,13 +306,13 @@ impl Client {
 
     /// The configured credentials for `host`, looked up once per client.
     fn credentials(&self, host: &str) -> Result<Option<super::Credentials>, RegistryError> {
-        if let Some(known) = self
+        if let Some(Lookup::Done(known)) = self
             .inner
             .hosts
             .lock()
             .expect("auth cache lock")
             .get(host)
-            .and_then(|h| h.credentials.clone())
+            .map(|h| h.credentials.clone())
         {
             return Ok(known);
         }
@@ -316,11 +326,11 @@ impl Client {
             .expect("auth cache lock")
             .entry(host.to_owned())
             .or_default()
-            .credentials = Some(found.clone());
+            .credentials = Lookup::Done(found.clone());
         Ok(found)
     }
 
-    pub(crate) fn transport_error(&self, call: &Call<'_>, source: reqwest::Error) -> RegistryError {
+    pub(crate) fn transport_error(call: &Call<'_>, source: reqwest::Error) -> RegistryError {
         if source.is_connect() || (source.is_timeout() && !source.is_body()) {
             RegistryError::Connect {
                 host: call.host.to_owned(),

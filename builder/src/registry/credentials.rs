@@ -199,7 +199,13 @@ impl CredentialStore {
             path: path.clone(),
             server: key.clone(),
         };
-        let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let (mut username, mut password) = (field("username"), field("password"));
         let auth = field("auth");
         if !auth.is_empty() {
@@ -231,9 +237,7 @@ impl CredentialStore {
             let input = json!({ "ServerURL": server, "Username": username, "Secret": secret });
             run_helper(helper, "store", input.to_string().as_bytes())?;
         }
-        let auths = config
-            .entry("auths")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let auths = config.entry("auths").or_insert_with(|| Value::Object(Map::new()));
         if !auths.is_object() {
             *auths = Value::Object(Map::new());
         }
@@ -280,7 +284,13 @@ impl CredentialStore {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Map::new()),
-            Err(e) => return Err(CredentialsError::Io { op: "read", path, source: e }),
+            Err(e) => {
+                return Err(CredentialsError::Io {
+                    op: "read",
+                    path,
+                    source: e,
+                });
+            }
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Map::new());
@@ -312,8 +322,11 @@ impl CredentialStore {
         text.push(b'\n');
         temp.write_all(&text).map_err(io_error("write", &temp_path))?;
         temp.as_file().sync_all().map_err(io_error("fsync", &temp_path))?;
-        temp.persist(&target)
-            .map_err(|e| CredentialsError::Io { op: "rename to", path: target.clone(), source: e.error })?;
+        temp.persist(&target).map_err(|e| CredentialsError::Io {
+            op: "rename to",
+            path: target.clone(),
+            source: e.error,
+        })?;
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_error("fsync", &dir))
@@ -369,10 +382,11 @@ fn helper_get(helper: &str, server: &str) -> Result<Option<Credentials>, Credent
         }
         Err(e) => return Err(e),
     };
-    let answer: Answer = serde_json::from_slice(&output).map_err(|source| CredentialsError::HelperOutput {
-        helper: helper.to_owned(),
-        source,
-    })?;
+    let answer: Answer =
+        serde_json::from_slice(&output).map_err(|source| CredentialsError::HelperOutput {
+            helper: helper.to_owned(),
+            source,
+        })?;
     Ok(match (answer.username.as_str(), answer.secret) {
         (_, secret) if secret.is_empty() => None,
         ("<token>", token) => Some(Credentials::IdentityToken {

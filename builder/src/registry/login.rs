@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
-use super::client::connect_reason;
 use super::auth::{Challenge, basic_header, bearer_header, fetch_token};
+use super::client::connect_reason;
 use super::credentials::{CredentialStore, Credentials};
 use super::{Client, RegistryError};
 

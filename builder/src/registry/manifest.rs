@@ -113,10 +113,9 @@ pub fn parse(reference: &str, served_type: &str, bytes: &[u8]) -> Result<(String
     let served = served_type.split(';').next().unwrap_or_default().trim();
     let media_type = match (&raw.media_type, kind_of(served), &raw.manifests, &raw.config) {
         (Some(declared), _, _, _) => declared.clone(),
-        (None, Some(_), _, _) => served.to_owned(),
         (None, None, Some(_), None) => OCI_INDEX.to_owned(),
         (None, None, None, Some(_)) => OCI_MANIFEST.to_owned(),
-        (None, None, _, _) => served.to_owned(),
+        (None, _, _, _) => served.to_owned(),
     };
     let unsupported = || RegistryError::UnsupportedMediaType {
         reference: reference.to_owned(),

@@ -172,11 +172,9 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
         ("x86_64" | "x86-64", v) => ("amd64", v),
         ("aarch64" | "arm64", "8" | "v8" | "v8.0") => ("arm64", ""),
         ("aarch64" | "arm64", v) => ("arm64", v),
-        ("armhf", _) => ("arm", "v7"),
-        ("armel", _) => ("arm", "v6"),
-        ("arm", "" | "7") => ("arm", "v7"),
+        ("armhf", _) | ("arm", "" | "7") => ("arm", "v7"),
+        ("armel", _) | ("arm", "6") => ("arm", "v6"),
         ("arm", "5") => ("arm", "v5"),
-        ("arm", "6") => ("arm", "v6"),
         ("arm", "8") => ("arm", "v8"),
         (arch, variant) => (arch, variant),
     };

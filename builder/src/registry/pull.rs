@@ -69,7 +69,12 @@ impl Client {
             .await?;
         // Documents last: whoever finds the manifest stored may assume its blobs are.
         if resolved.manifest.digest != resolved.target.digest {
-            store_bytes(content, retain, &resolved.manifest.digest, &resolved.manifest_bytes)?;
+            store_bytes(
+                content,
+                retain,
+                &resolved.manifest.digest,
+                &resolved.manifest_bytes,
+            )?;
         }
         store_bytes(content, retain, &resolved.target.digest, &resolved.target_bytes)?;
         Ok(resolved)
@@ -90,7 +95,10 @@ impl Client {
             reporter.report(Event::BlobExists { digest });
             return Ok(());
         }
-        reporter.report(Event::BlobStart { digest, size: blob.size });
+        reporter.report(Event::BlobStart {
+            digest,
+            size: blob.size,
+        });
         let scopes = pull_scope(reference);
         let url = self.repository_url(reference.domain(), reference.path(), &format!("blobs/{digest}"));
         let mut ingest = content.ingest(Some((digest.clone(), blob.size)))?;
@@ -143,14 +151,15 @@ impl Client {
                 Err(StreamError::Fatal(error)) => return Err(error),
                 Err(StreamError::Network(source)) => {
                     if failures >= self.inner.settings.retries {
-                        return Err(self.transport_error(&call, source));
+                        return Err(Client::transport_error(&call, source));
                     }
                     failures += 1;
                     reporter.report(Event::Retrying {
                         digest: Some(digest),
                         attempt: failures,
                     });
-                    tokio::time::sleep(self.inner.settings.retry_delay * 2u32.saturating_pow(failures - 1)).await;
+                    tokio::time::sleep(self.inner.settings.retry_delay * 2u32.saturating_pow(failures - 1))
+                        .await;
                 }
             }
         }
@@ -191,8 +200,14 @@ async fn stream_into(
 
 /// The [`ContentError`] an ingest write failed with.
 fn write_error(error: io::Error, ingest: &Ingest) -> ContentError {
-    if error.get_ref().is_some_and(|inner| inner.is::<ContentError>()) {
-        if let Some(Ok(inner)) = error.into_inner().map(|inner| inner.downcast::<ContentError>()) {
+    if error
+        .get_ref()
+        .is_some_and(<dyn Error + Send + Sync>::is::<ContentError>)
+    {
+        if let Some(Ok(inner)) = error
+            .into_inner()
+            .map(<dyn Error + Send + Sync>::downcast::<ContentError>)
+        {
             return *inner;
         }
         unreachable!("the inner error was checked to be a ContentError");
@@ -219,7 +234,12 @@ fn protect(retain: &dyn Retain, digest: &Digest) -> Result<(), RegistryError> {
 }
 
 /// Stores manifest bytes already verified against `digest`.
-fn store_bytes(content: &ContentStore, retain: &dyn Retain, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+fn store_bytes(
+    content: &ContentStore,
+    retain: &dyn Retain,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<(), RegistryError> {
     protect(retain, digest)?;
     let mut ingest = content.ingest(Some((digest.clone(), bytes.len() as u64)))?;
     ingest

@@ -76,10 +76,17 @@ impl Client {
                     continue;
                 }
                 let child_bytes = content.read(&child.digest)?;
-                let (_, child_document) = manifest::parse(child.digest.as_str(), &child.media_type, &child_bytes)?;
+                let (_, child_document) =
+                    manifest::parse(child.digest.as_str(), &child.media_type, &child_bytes)?;
                 self.push_blobs(content, &to, &child_document, reporter).await?;
-                self.put_manifest(&to, child.digest.as_str(), &child.media_type, &child_bytes, reporter)
-                    .await?;
+                self.put_manifest(
+                    &to,
+                    child.digest.as_str(),
+                    &child.media_type,
+                    &child_bytes,
+                    reporter,
+                )
+                .await?;
             }
         } else {
             self.push_blobs(content, &to, &document, reporter).await?;
@@ -152,7 +159,8 @@ impl Client {
                         digest: Some(digest),
                         attempt: failures,
                     });
-                    tokio::time::sleep(self.inner.settings.retry_delay * 2u32.saturating_pow(failures - 1)).await;
+                    tokio::time::sleep(self.inner.settings.retry_delay * 2u32.saturating_pow(failures - 1))
+                        .await;
                     continue;
                 }
                 Err(error) => return Err(error),
@@ -161,7 +169,7 @@ impl Client {
         }
     }
 
-    fn call<'a>(&self, to: &'a Destination<'_>, method: Method, url: Url, body: Body<'a>, retry: bool) -> Call<'a> {
+    fn call<'a>(to: &'a Destination<'_>, method: Method, url: Url, body: Body<'a>, retry: bool) -> Call<'a> {
         Call {
             method,
             url,
@@ -176,7 +184,7 @@ impl Client {
     async fn blob_exists(&self, to: &Destination<'_>, digest: &Digest) -> Result<bool, RegistryError> {
         let reference = to.reference;
         let url = self.repository_url(reference.domain(), reference.path(), &format!("blobs/{digest}"));
-        let call = self.call(to, Method::HEAD, url, Body::Empty, true);
+        let call = Client::call(to, Method::HEAD, url, Body::Empty, true);
         let response = self.send(&call).await?;
         match response.status() {
             StatusCode::OK => Ok(true),
@@ -201,13 +209,15 @@ impl Client {
                 .append_pair("mount", blob.digest.as_str())
                 .append_pair("from", from);
         }
-        let call = self.call(to, Method::POST, url, Body::Empty, true);
+        let call = Client::call(to, Method::POST, url, Body::Empty, true);
         let response = self.send(&call).await?;
         let mut location = match response.status() {
             // 201 to a mount: the registry linked the blob, nothing to send.
             StatusCode::CREATED => return Ok(Upload::Mounted),
-            StatusCode::ACCEPTED => self.location(&call, &response)?,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(push_denied(reference, response).await),
+            StatusCode::ACCEPTED => Client::location(&call, &response)?,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(push_denied(reference, response).await);
+            }
             _ => return Err(Client::unexpected(&call, response).await),
         };
         let path = content.blob_path(&blob.digest);
@@ -219,9 +229,12 @@ impl Client {
             while offset < blob.size {
                 let len = chunk_size.min(blob.size - offset);
                 let make = file_body(path.clone(), offset, len, Arc::clone(&progress));
-                let mut call = self.call(to, Method::PATCH, location.clone(), Body::Stream(&make), false);
+                let mut call = Client::call(to, Method::PATCH, location.clone(), Body::Stream(&make), false);
                 let range = format!("{offset}-{}", offset + len - 1);
-                call.headers.insert(CONTENT_RANGE, HeaderValue::try_from(range).expect("a valid header"));
+                call.headers.insert(
+                    CONTENT_RANGE,
+                    HeaderValue::try_from(range).expect("a valid header"),
+                );
                 call.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
                 call.headers
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -229,18 +242,20 @@ impl Client {
                 if response.status() != StatusCode::ACCEPTED {
                     return Err(Client::unexpected(&call, response).await);
                 }
-                location = self.location(&call, &response)?;
+                location = Client::location(&call, &response)?;
                 offset += len;
             }
         }
-        location.query_pairs_mut().append_pair("digest", blob.digest.as_str());
+        location
+            .query_pairs_mut()
+            .append_pair("digest", blob.digest.as_str());
         let make = file_body(path, 0, blob.size, progress);
         let body = if blob.size > chunk_size {
             Body::Empty
         } else {
             Body::Stream(&make)
         };
-        let mut call = self.call(to, Method::PUT, location, body, false);
+        let mut call = Client::call(to, Method::PUT, location, body, false);
         let length = if blob.size > chunk_size { 0 } else { blob.size };
         call.headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
         call.headers
@@ -275,7 +290,7 @@ impl Client {
     }
 
     /// The upload URL a response's `Location` names (often relative to the registry).
-    fn location(&self, call: &Call<'_>, response: &Response) -> Result<Url, RegistryError> {
+    fn location(call: &Call<'_>, response: &Response) -> Result<Url, RegistryError> {
         let invalid = |location: &str| RegistryError::InvalidLocation {
             host: call.host.to_owned(),
             location: location.to_owned(),
@@ -299,17 +314,24 @@ impl Client {
         reporter: &dyn Reporter,
     ) -> Result<Digest, RegistryError> {
         let reference = to.reference;
-        let url = self.repository_url(reference.domain(), reference.path(), &format!("manifests/{tag_or_digest}"));
-        let mut call = self.call(to, Method::PUT, url, Body::Bytes(bytes), true);
-        let content_type = HeaderValue::try_from(media_type).map_err(|_| RegistryError::UnsupportedMediaType {
-            reference: tag_or_digest.to_owned(),
-            media_type: media_type.to_owned(),
-        })?;
+        let url = self.repository_url(
+            reference.domain(),
+            reference.path(),
+            &format!("manifests/{tag_or_digest}"),
+        );
+        let mut call = Client::call(to, Method::PUT, url, Body::Bytes(bytes), true);
+        let content_type =
+            HeaderValue::try_from(media_type).map_err(|_| RegistryError::UnsupportedMediaType {
+                reference: tag_or_digest.to_owned(),
+                media_type: media_type.to_owned(),
+            })?;
         call.headers.insert(CONTENT_TYPE, content_type);
         let response = self.send(&call).await?;
         match response.status() {
             StatusCode::CREATED | StatusCode::OK => {}
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(push_denied(reference, response).await),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(push_denied(reference, response).await);
+            }
             _ => return Err(Client::unexpected(&call, response).await),
         }
         let digest = Digest::of(bytes);

@@ -112,7 +112,11 @@ impl Client {
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let call = Call {
             method: Method::GET,
-            url: self.repository_url(reference.domain(), reference.path(), &format!("manifests/{tag_or_digest}")),
+            url: self.repository_url(
+                reference.domain(),
+                reference.path(),
+                &format!("manifests/{tag_or_digest}"),
+            ),
             host: reference.domain(),
             scopes: &scopes,
             headers,
@@ -165,7 +169,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|source| self.transport_error(&call, source))?
+            .map_err(|source| Client::transport_error(&call, source))?
         {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > MAX_MANIFEST_SIZE {
@@ -173,7 +177,10 @@ impl Client {
             }
         }
         let actual = Digest::of(&bytes);
-        if let Some(expected) = wanted.or(announced.as_ref()).filter(|expected| **expected != actual) {
+        if let Some(expected) = wanted
+            .or(announced.as_ref())
+            .filter(|expected| **expected != actual)
+        {
             return Err(RegistryError::ManifestDigestMismatch {
                 reference: familiar,
                 expected: expected.clone(),

@@ -127,7 +127,9 @@ impl BlobSource for RemoteBlobs {
             .and_then(|result| result)
             .map_err(|error| source_error(digest, error))?;
         let Some(size) = head else {
-            return Err(ContentError::NotFound { digest: digest.clone() });
+            return Err(ContentError::NotFound {
+                digest: digest.clone(),
+            });
         };
         let reader = ChannelReader {
             chunks: chunks_rx,
@@ -147,7 +149,9 @@ impl BlobSource for RemoteBlobs {
             .and_then(|result| result)
             .map_err(|error| source_error(digest, error))?;
         match size {
-            None => Err(ContentError::NotFound { digest: digest.clone() }),
+            None => Err(ContentError::NotFound {
+                digest: digest.clone(),
+            }),
             Some(size) => Ok(BlobInfo {
                 digest: digest.clone(),
                 size: size.unwrap_or_default(),

@@ -4,6 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use base64::Engine as _;
 use kiln_builder::content::ContentStore;
 use kiln_builder::registry::{CredentialStore, Credentials, NoProgress, NoRetain, Platform, RegistryError};
 
@@ -34,7 +35,9 @@ async fn without_credentials_pull_and_push_are_denied() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("pull access denied for {host}/private/app, repository does not exist or may require 'docker login'")
+        format!(
+            "pull access denied for {host}/private/app, repository does not exist or may require 'docker login'"
+        )
     );
 }
 
@@ -87,7 +90,6 @@ async fn login_checks_and_saves_credentials_and_logout_removes_them() {
     };
     anonymous.login(&host, &right, &store).await.unwrap();
     let saved: serde_json::Value = serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
-    use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
     assert_eq!(saved["auths"][&host]["auth"], auth);
     assert_eq!(fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
@@ -99,11 +101,17 @@ async fn login_checks_and_saves_credentials_and_logout_removes_them() {
         .resolve(&reference, &Platform::host(), &NoProgress)
         .await
         .unwrap_err();
-    assert!(matches!(error, RegistryError::ManifestUnknown { .. }), "authenticated, then not found: {error:?}");
+    assert!(
+        matches!(error, RegistryError::ManifestUnknown { .. }),
+        "authenticated, then not found: {error:?}"
+    );
 
     assert!(anonymous.logout(&host, &store).unwrap());
     let saved: serde_json::Value = serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
     assert_eq!(saved["auths"], serde_json::json!({}));
     assert_eq!(store.get(&host).unwrap(), None);
-    assert!(!anonymous.logout(&host, &store).unwrap(), "a second logout finds nothing");
+    assert!(
+        !anonymous.logout(&host, &store).unwrap(),
+        "a second logout finds nothing"
+    );
 }

@@ -35,7 +35,10 @@ fn auths_entries_are_found_by_host_whatever_the_key_form() {
         }
     }));
     assert_eq!(store.get("docker.io").unwrap(), Some(basic("hub", "hub-pass")));
-    assert_eq!(store.get("registry.example.com").unwrap(), Some(basic("user", "pa:ss")));
+    assert_eq!(
+        store.get("registry.example.com").unwrap(),
+        Some(basic("user", "pa:ss"))
+    );
     assert_eq!(store.get("plain.example:5000").unwrap(), Some(basic("u", "p")));
     assert_eq!(
         store.get("token.example").unwrap(),
@@ -51,14 +54,22 @@ fn auths_entries_are_found_by_host_whatever_the_key_form() {
 #[test]
 fn a_missing_config_has_no_credentials_and_a_broken_one_says_where() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(CredentialStore::at(dir.path().join("none")).get("docker.io").unwrap(), None);
+    assert_eq!(
+        CredentialStore::at(dir.path().join("none"))
+            .get("docker.io")
+            .unwrap(),
+        None
+    );
 
     let (dir, store) = store_with(&json!({ "auths": { "bad.example": { "auth": "%%%" } } }));
     let error = store.get("bad.example").unwrap_err();
     assert!(matches!(error, CredentialsError::InvalidAuth { .. }));
     assert_eq!(
         error.to_string(),
-        format!("invalid auth for bad.example in {}", dir.path().join("config.json").display())
+        format!(
+            "invalid auth for bad.example in {}",
+            dir.path().join("config.json").display()
+        )
     );
 
     fs::write(dir.path().join("config.json"), "{not json").unwrap();
@@ -88,7 +99,10 @@ fn store_and_erase_keep_the_rest_of_the_file() {
     let config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert!(config["auths"].get(DOCKER_HUB_SERVER).is_none());
     assert_eq!(store.get("new.example:5000").unwrap(), Some(basic("x", "y")));
-    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["config.json"], "no temp file left behind");
 }
 
@@ -137,7 +151,12 @@ fn a_credential_helper_from_docker_config_env_is_used() {
     // PATH and DOCKER_CONFIG are process-wide: the helper runs in a process of its own.
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "registry::credentials::helper_child", "--include-ignored", "--test-threads=1"])
+        .args([
+            "--exact",
+            "registry::credentials::helper_child",
+            "--include-ignored",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .env("DOCKER_CONFIG", &config)
         .env("PATH", path)
@@ -149,14 +168,22 @@ fn a_credential_helper_from_docker_config_env_is_used() {
         "child:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let saved: serde_json::Value = serde_json::from_slice(&fs::read(config.join("config.json")).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&fs::read(config.join("config.json")).unwrap()).unwrap();
     assert!(saved["auths"].get("helped.example").is_none(), "erased: {saved}");
-    assert!(helper_secrets(&bin).is_empty(), "the helper's copy was erased too");
+    assert!(
+        helper_secrets(&bin).is_empty(),
+        "the helper's copy was erased too"
+    );
 }
 
 fn helper_secrets(bin: &Path) -> Vec<String> {
     fs::read_dir(bin.join("secrets"))
-        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -164,17 +191,33 @@ fn helper_secrets(bin: &Path) -> Vec<String> {
 #[test]
 #[ignore = "run in a child process by a_credential_helper_from_docker_config_env_is_used"]
 fn helper_child() {
-    assert!(std::env::var_os(CHILD_ENV).is_some(), "started by the helper test");
+    assert!(
+        std::env::var_os(CHILD_ENV).is_some(),
+        "started by the helper test"
+    );
     let store = CredentialStore::from_env().unwrap();
-    assert_eq!(store.get("helped.example").unwrap(), None, "the helper has nothing yet");
+    assert_eq!(
+        store.get("helped.example").unwrap(),
+        None,
+        "the helper has nothing yet"
+    );
     store.store("helped.example", &basic("alice", "wonder")).unwrap();
-    assert_eq!(store.get("helped.example").unwrap(), Some(basic("alice", "wonder")));
-    let saved: serde_json::Value =
-        serde_json::from_slice(&fs::read(store.config_path()).unwrap()).unwrap();
-    assert_eq!(saved["auths"]["helped.example"], json!({}), "the file records the login, not the secret");
+    assert_eq!(
+        store.get("helped.example").unwrap(),
+        Some(basic("alice", "wonder"))
+    );
+    let saved: serde_json::Value = serde_json::from_slice(&fs::read(store.config_path()).unwrap()).unwrap();
+    assert_eq!(
+        saved["auths"]["helped.example"],
+        json!({}),
+        "the file records the login, not the secret"
+    );
 
     let error = store.get("other.example").unwrap_err();
-    assert_eq!(error.to_string(), "run credential helper docker-credential-missing-helper get");
+    assert_eq!(
+        error.to_string(),
+        "run credential helper docker-credential-missing-helper get"
+    );
 
     assert!(store.erase("helped.example").unwrap());
     assert_eq!(store.get("helped.example").unwrap(), None);

@@ -27,14 +27,26 @@ fn platforms_parse_normalise_and_match() {
         assert_eq!(input.parse::<Platform>().unwrap().to_string(), normal, "{input}");
     }
     let host = Platform::host();
-    assert_eq!("linux".parse::<Platform>().unwrap().architecture(), host.architecture());
-    assert_eq!("arm64".parse::<Platform>().unwrap(), Platform::new(host.os(), "arm64", None));
+    assert_eq!(
+        "linux".parse::<Platform>().unwrap().architecture(),
+        host.architecture()
+    );
+    assert_eq!(
+        "arm64".parse::<Platform>().unwrap(),
+        Platform::new(host.os(), "arm64", None)
+    );
     for bad in ["", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64"] {
         let error = bad.parse::<Platform>().unwrap_err();
-        assert!(error.to_string().starts_with("invalid platform"), "{bad:?}: {error}");
+        assert!(
+            error.to_string().starts_with("invalid platform"),
+            "{bad:?}: {error}"
+        );
     }
     let v7: Platform = "linux/arm/v7".parse().unwrap();
-    assert!(v7.matches(&"linux/arm/v6".parse().unwrap()), "older ARM runs on newer");
+    assert!(
+        v7.matches(&"linux/arm/v6".parse().unwrap()),
+        "older ARM runs on newer"
+    );
     assert!(!"linux/arm/v6".parse::<Platform>().unwrap().matches(&v7));
     assert!(!v7.matches(&"linux/arm64".parse().unwrap()));
 }
@@ -52,7 +64,9 @@ fn docker_and_oci_documents_parse_alike() {
     for media_type in [OCI_MANIFEST, DOCKER_MANIFEST] {
         let (parsed_type, document) = parse("app", "", manifest(media_type).as_bytes()).unwrap();
         assert_eq!(parsed_type, media_type);
-        let Document::Manifest { config, layers } = document else { panic!("a manifest") };
+        let Document::Manifest { config, layers } = document else {
+            panic!("a manifest")
+        };
         assert_eq!((config.size, layers.len(), layers[0].size), (7, 1, 9));
     }
     let list = json!({
@@ -61,13 +75,20 @@ fn docker_and_oci_documents_parse_alike() {
                         "platform": { "os": "linux", "architecture": "arm", "variant": "v7" } }],
     });
     let (_, document) = parse("app", "", list.to_string().as_bytes()).unwrap();
-    let Document::Index { manifests } = document else { panic!("an index") };
+    let Document::Index { manifests } = document else {
+        panic!("an index")
+    };
     assert_eq!(manifests[0].platform, Some("linux/arm/v7".parse().unwrap()));
 
     // OCI lets `mediaType` be left out: the served type, else the shape, decides.
     let bare = json!({ "schemaVersion": 2, "manifests": [] }).to_string();
     assert_eq!(parse("app", "", bare.as_bytes()).unwrap().0, OCI_INDEX);
-    assert_eq!(parse("app", &format!("{OCI_INDEX}; charset=utf-8"), bare.as_bytes()).unwrap().0, OCI_INDEX);
+    assert_eq!(
+        parse("app", &format!("{OCI_INDEX}; charset=utf-8"), bare.as_bytes())
+            .unwrap()
+            .0,
+        OCI_INDEX
+    );
 }
 
 #[test]
@@ -77,8 +98,12 @@ fn malformed_and_unknown_manifests_are_clear_errors() {
     assert_eq!(error.to_string(), "invalid manifest app:1");
 
     let schema1 = json!({ "schemaVersion": 1, "name": "app", "tag": "1", "fsLayers": [] }).to_string();
-    let error = parse("app:1", "application/vnd.docker.distribution.manifest.v1+prettyjws", schema1.as_bytes())
-        .unwrap_err();
+    let error = parse(
+        "app:1",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        schema1.as_bytes(),
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "unsupported manifest media type \"application/vnd.docker.distribution.manifest.v1+prettyjws\" for app:1"
@@ -90,10 +115,16 @@ fn malformed_and_unknown_manifests_are_clear_errors() {
         "layers": [],
     });
     let error = parse("app:1", "", sha512.to_string().as_bytes()).unwrap_err();
-    assert!(matches!(error, RegistryError::UnsupportedDigest { .. }), "{error:?}");
+    assert!(
+        matches!(error, RegistryError::UnsupportedDigest { .. }),
+        "{error:?}"
+    );
 
     let negative = manifest_with_size(-1);
-    assert!(matches!(parse("app:1", "", negative.as_bytes()), Err(RegistryError::InvalidManifest { .. })));
+    assert!(matches!(
+        parse("app:1", "", negative.as_bytes()),
+        Err(RegistryError::InvalidManifest { .. })
+    ));
 }
 
 fn manifest_with_size(size: i64) -> String {
@@ -111,7 +142,13 @@ async fn an_index_entry_declaring_a_huge_manifest_is_refused() {
     let content = ContentStore::open(source.path()).unwrap();
     let built = image(&content, "huge", "linux/amd64", 0);
     client(None)
-        .push(&content, &built.target, &registry.reference("app:small"), None, &NoProgress)
+        .push(
+            &content,
+            &built.target,
+            &registry.reference("app:small"),
+            None,
+            &NoProgress,
+        )
         .await
         .unwrap();
     // A real manifest, listed with a size no manifest has.
@@ -132,7 +169,11 @@ async fn an_index_entry_declaring_a_huge_manifest_is_refused() {
     assert_eq!(response.status(), 201, "{}", registry.log());
 
     let error = client(None)
-        .resolve(&registry.reference("app:huge"), &"linux/amd64".parse().unwrap(), &NoProgress)
+        .resolve(
+            &registry.reference("app:huge"),
+            &"linux/amd64".parse().unwrap(),
+            &NoProgress,
+        )
         .await
         .unwrap_err();
     assert_eq!(

@@ -13,7 +13,9 @@ use kiln_builder::reference::ImageRef;
 use kiln_builder::registry::{Event, NoProgress, NoRetain, Platform, RegistryError, RemoteBlobs, Reporter};
 use kiln_builder::store::{ImageStore, StoreError};
 
-use super::support::{Recorded, Recorder, Registry, client, image, index, oci_layout, skopeo, sorted};
+use super::support::{
+    FaultyProxy, Recorded, Recorder, Registry, client, image, index, oci_layout, skopeo, sorted,
+};
 
 fn platform(text: &str) -> Platform {
     text.parse().unwrap()
@@ -21,7 +23,9 @@ fn platform(text: &str) -> Platform {
 
 /// Files under `dir`, recursively (to check that nothing half-written is left).
 fn files_in(dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.unwrap();
@@ -42,40 +46,69 @@ async fn pull_by_tag_then_by_digest_of_an_image_skopeo_pushed() {
     let built = image(&content, "tagged", "linux/amd64", 0);
     let layout = oci_layout(&content, &built.target, "v1");
     let destination = format!("docker://{}/app:1", registry.host());
-    skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &layout, &destination]);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &layout,
+        &destination,
+    ]);
 
     let root = tempfile::tempdir().unwrap();
     let store = ImageStore::open(root.path()).unwrap();
     let recorder = Recorder::default();
     let reference = registry.reference("app:1");
-    let pulled = pull_image(&store, &client(None), &reference, &platform("linux/amd64"), &recorder)
-        .await
-        .unwrap();
-    assert_eq!(pulled.id, built.config.digest, "the image ID is the config digest");
-    assert_eq!(pulled.manifest, built.target.digest, "skopeo kept the manifest byte for byte");
+    let pulled = pull_image(
+        &store,
+        &client(None),
+        &reference,
+        &platform("linux/amd64"),
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pulled.id, built.config.digest,
+        "the image ID is the config digest"
+    );
+    assert_eq!(
+        pulled.manifest, built.target.digest,
+        "skopeo kept the manifest byte for byte"
+    );
     assert_eq!(pulled.names, vec![reference.clone()]);
-    assert_eq!(recorder.digests(|e| match e {
-        Recorded::Done(d) => Some(d.clone()),
-        _ => None,
-    }), sorted(built.blobs()));
+    assert_eq!(
+        recorder.digests(|e| match e {
+            Recorded::Done(d) => Some(d.clone()),
+            _ => None,
+        }),
+        sorted(built.blobs())
+    );
     for blob in built.blobs() {
         assert_eq!(store.content().read(&blob).unwrap(), content.read(&blob).unwrap());
     }
     assert!(files_in(&root.path().join("ingest-v1")).is_empty());
 
     // By digest: the same image under a digest name; every blob is already here.
-    let by_digest: ImageRef = format!("{}/app@{}", registry.host(), built.target.digest).parse().unwrap();
+    let by_digest: ImageRef = format!("{}/app@{}", registry.host(), built.target.digest)
+        .parse()
+        .unwrap();
     let recorder = Recorder::default();
     let again = pull_image(&store, &client(None), &by_digest, &Platform::host(), &recorder)
         .await
         .unwrap();
     assert_eq!(again.id, pulled.id);
     assert!(again.names.contains(&by_digest) && again.names.contains(&reference));
-    assert_eq!(recorder.digests(|e| match e {
-        Recorded::Exists(d) => Some(d.clone()),
-        _ => None,
-    }), sorted(built.blobs()));
-    assert!(!recorder.events().iter().any(|e| matches!(e, Recorded::Start(_))), "nothing downloaded twice");
+    assert_eq!(
+        recorder.digests(|e| match e {
+            Recorded::Exists(d) => Some(d.clone()),
+            _ => None,
+        }),
+        sorted(built.blobs())
+    );
+    assert!(
+        !recorder.events().iter().any(|e| matches!(e, Recorded::Start(_))),
+        "nothing downloaded twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,7 +120,10 @@ async fn an_index_yields_the_manifest_of_the_wanted_platform() {
     let arm = image(&content, "arm", "linux/arm64/v8", 0);
     let target = index(&content, &[(&amd, "linux/amd64"), (&arm, "linux/arm64/v8")]);
     let reference = registry.reference("multi:1");
-    client(None).push(&content, &target, &reference, None, &NoProgress).await.unwrap();
+    client(None)
+        .push(&content, &target, &reference, None, &NoProgress)
+        .await
+        .unwrap();
 
     for (wanted, expected, other) in [("linux/arm64", &arm, &amd), ("linux/amd64", &amd, &arm)] {
         let root = tempfile::tempdir().unwrap();
@@ -104,15 +140,27 @@ async fn an_index_yields_the_manifest_of_the_wanted_platform() {
             assert!(store.exists(&blob).unwrap());
         }
         for blob in other.blobs() {
-            assert!(!store.exists(&blob).unwrap(), "the other platform's blobs are not fetched");
+            assert!(
+                !store.exists(&blob).unwrap(),
+                "the other platform's blobs are not fetched"
+            );
         }
     }
 
     let error = client(None)
-        .pull(&reference, &platform("linux/s390x"), &ContentStore::open(source.path()).unwrap(), &NoRetain, &NoProgress)
+        .pull(
+            &reference,
+            &platform("linux/s390x"),
+            &ContentStore::open(source.path()).unwrap(),
+            &NoRetain,
+            &NoProgress,
+        )
         .await
         .unwrap_err();
-    assert_eq!(error.to_string(), "no matching manifest for linux/s390x in the manifest list entries");
+    assert_eq!(
+        error.to_string(),
+        "no matching manifest for linux/s390x in the manifest list entries"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +170,13 @@ async fn unknown_tags_and_repositories_fail_as_docker_says() {
     let content = ContentStore::open(source.path()).unwrap();
     let built = image(&content, "known", "linux/amd64", 0);
     client(None)
-        .push(&content, &built.target, &registry.reference("app:1"), None, &NoProgress)
+        .push(
+            &content,
+            &built.target,
+            &registry.reference("app:1"),
+            None,
+            &NoProgress,
+        )
         .await
         .unwrap();
     let host = registry.host();
@@ -131,22 +185,38 @@ async fn unknown_tags_and_repositories_fail_as_docker_says() {
         .resolve(&registry.reference("app:nope"), &Platform::host(), &NoProgress)
         .await
         .unwrap_err();
-    assert!(matches!(error, RegistryError::ManifestUnknown { .. }), "{error:?}");
-    assert_eq!(error.to_string(), format!("manifest for {host}/app:nope not found: manifest unknown"));
+    assert!(
+        matches!(error, RegistryError::ManifestUnknown { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("manifest for {host}/app:nope not found: manifest unknown")
+    );
 
     // This registry answers MANIFEST_UNKNOWN for a repository it never saw, and Docker says so.
     let error = client(None)
         .resolve(&registry.reference("nothing:1"), &Platform::host(), &NoProgress)
         .await
         .unwrap_err();
-    assert_eq!(error.to_string(), format!("manifest for {host}/nothing:1 not found: manifest unknown"));
+    assert_eq!(
+        error.to_string(),
+        format!("manifest for {host}/nothing:1 not found: manifest unknown")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_refused_names_the_host() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let reference: ImageRef = format!("127.0.0.1:{port}/app:1").parse().unwrap();
-    let error = client(None).resolve(&reference, &Platform::host(), &NoProgress).await.unwrap_err();
+    let error = client(None)
+        .resolve(&reference, &Platform::host(), &NoProgress)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("cannot connect to registry 127.0.0.1:{port}: connection refused")
@@ -160,7 +230,10 @@ async fn a_tampered_blob_is_rejected_and_nothing_is_stored() {
     let content = ContentStore::open(source.path()).unwrap();
     let built = image(&content, "tampered", "linux/amd64", 64 * 1024);
     let reference = registry.reference("app:1");
-    client(None).push(&content, &built.target, &reference, None, &NoProgress).await.unwrap();
+    client(None)
+        .push(&content, &built.target, &reference, None, &NoProgress)
+        .await
+        .unwrap();
     let victim = &built.layers[1];
     let data = registry.blob_data(&victim.digest);
     let mut garbage = fs::read(&data).unwrap();
@@ -172,24 +245,46 @@ async fn a_tampered_blob_is_rejected_and_nothing_is_stored() {
     let error = pull_image(&store, &client(None), &reference, &Platform::host(), &NoProgress)
         .await
         .unwrap_err();
-    let DistributionError::Registry(RegistryError::Content(ContentError::DigestMismatch { expected, .. })) = &error
+    let DistributionError::Registry(RegistryError::Content(ContentError::DigestMismatch {
+        expected, ..
+    })) = &error
     else {
         panic!("expected a digest mismatch, got {error:?}");
     };
     assert_eq!(expected, &victim.digest);
-    assert!(!store.content().exists(&victim.digest).unwrap(), "the bad blob is not stored");
-    assert!(!store.content().exists(&built.target.digest).unwrap(), "nor the manifest");
-    assert!(files_in(&root.path().join("ingest-v1")).is_empty(), "no ingest left behind");
-    assert!(matches!(store.resolve(&reference.to_string()), Err(StoreError::ImageNotFound { .. })));
+    assert!(
+        !store.content().exists(&victim.digest).unwrap(),
+        "the bad blob is not stored"
+    );
+    assert!(
+        !store.content().exists(&built.target.digest).unwrap(),
+        "nor the manifest"
+    );
+    assert!(
+        files_in(&root.path().join("ingest-v1")).is_empty(),
+        "no ingest left behind"
+    );
+    assert!(matches!(
+        store.resolve(&reference.to_string()),
+        Err(StoreError::ImageNotFound { .. })
+    ));
 
     // The registry's blob, read through the BlobSource, fails the same way.
     let remote = RemoteBlobs::new(client(None), reference.clone(), tokio::runtime::Handle::current());
     let (digest, intact) = (victim.digest.clone(), built.layers[0].clone());
     tokio::task::spawn_blocking(move || {
-        let error = remote.open(&digest).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        let error = remote
+            .open(&digest)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         assert!(error.to_string().starts_with("digest mismatch"), "{error}");
         let mut bytes = Vec::new();
-        remote.open(&intact.digest).unwrap().read_to_end(&mut bytes).unwrap();
+        remote
+            .open(&intact.digest)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
         assert_eq!(Digest::of(&bytes), intact.digest);
         assert_eq!(remote.stat(&intact.digest).unwrap().size, intact.size);
         let missing = Digest::of(b"not in the registry");
@@ -222,7 +317,10 @@ async fn an_interrupted_pull_leaves_nothing_visible_and_the_next_completes() {
     let content = ContentStore::open(source.path()).unwrap();
     let built = image(&content, "interrupted", "linux/amd64", 8 << 20);
     let reference = registry.reference("app:1");
-    client(None).push(&content, &built.target, &reference, None, &NoProgress).await.unwrap();
+    client(None)
+        .push(&content, &built.target, &reference, None, &NoProgress)
+        .await
+        .unwrap();
 
     let root = tempfile::tempdir().unwrap();
     let store = ImageStore::open(root.path()).unwrap();
@@ -240,11 +338,19 @@ async fn an_interrupted_pull_leaves_nothing_visible_and_the_next_completes() {
         }
         () = notify.notified() => {}
     }
-    assert!(matches!(store.resolve(&reference.to_string()), Err(StoreError::ImageNotFound { .. })));
+    assert!(matches!(
+        store.resolve(&reference.to_string()),
+        Err(StoreError::ImageNotFound { .. })
+    ));
     assert!(!store.content().exists(&big).unwrap());
-    assert!(files_in(&root.path().join("ingest-v1")).is_empty(), "the dropped ingest removed its file");
+    assert!(
+        files_in(&root.path().join("ingest-v1")).is_empty(),
+        "the dropped ingest removed its file"
+    );
 
-    let image = pull_image(&store, &client, &reference, &Platform::host(), &NoProgress).await.unwrap();
+    let image = pull_image(&store, &client, &reference, &Platform::host(), &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(image.id, built.config.digest);
     assert_eq!(store.content().read(&big).unwrap(), content.read(&big).unwrap());
 }
@@ -255,7 +361,13 @@ fn pull_in_this_process(root: &Path, reference: &ImageRef) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store = ImageStore::open(root).unwrap();
     runtime
-        .block_on(pull_image(&store, &client(None), reference, &Platform::host(), &NoProgress))
+        .block_on(pull_image(
+            &store,
+            &client(None),
+            reference,
+            &Platform::host(),
+            &NoProgress,
+        ))
         .unwrap();
 }
 
@@ -273,7 +385,12 @@ fn two_processes_pulling_one_image_both_succeed_with_one_copy() {
 
     let root = tempfile::tempdir().unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "registry::pull::second_puller", "--include-ignored", "--test-threads=1"])
+        .args([
+            "--exact",
+            "registry::pull::second_puller",
+            "--include-ignored",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{}\n{reference}", root.path().display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -293,8 +410,17 @@ fn two_processes_pulling_one_image_both_succeed_with_one_copy() {
     );
 
     let store = ImageStore::open(root.path()).unwrap();
-    assert_eq!(store.resolve(&reference.to_string()).unwrap().id, built.config.digest);
-    let mut stored: Vec<Digest> = store.content().list().unwrap().into_iter().map(|b| b.info.digest).collect();
+    assert_eq!(
+        store.resolve(&reference.to_string()).unwrap().id,
+        built.config.digest
+    );
+    let mut stored: Vec<Digest> = store
+        .content()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.info.digest)
+        .collect();
     stored.sort();
     let mut expected = built.blobs();
     expected.push(built.target.digest.clone());
@@ -309,4 +435,56 @@ fn second_puller() {
     let job = std::env::var(CHILD_ENV).expect("started by the two-process test");
     let (root, reference) = job.split_once('\n').unwrap();
     pull_in_this_process(Path::new(root), &reference.parse().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_registries_are_retried_and_cut_downloads_resume() {
+    let registry = Registry::start();
+    let source = tempfile::tempdir().unwrap();
+    let content = ContentStore::open(source.path()).unwrap();
+    let built = image(&content, "flaky", "linux/amd64", 4 << 20);
+    client(None)
+        .push(
+            &content,
+            &built.target,
+            &registry.reference("app:1"),
+            None,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+
+    // Two 503s, then a connection cut 1 MiB into the responses: the 4 MiB layer is mid-way.
+    let proxy = FaultyProxy::start(&registry, 2, 1 << 20).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(root.path()).unwrap();
+    let recorder = Recorder::default();
+    let one_at_a_time = kiln_builder::registry::Client::builder()
+        .anonymous()
+        .concurrency(1)
+        .retries(3, std::time::Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let image = pull_image(
+        &store,
+        &one_at_a_time,
+        &proxy.reference("app:1"),
+        &Platform::host(),
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert_eq!(image.id, built.config.digest);
+    let big = &built.layers[1].digest;
+    assert_eq!(store.content().read(big).unwrap(), content.read(big).unwrap());
+    assert_eq!(
+        proxy.faults(),
+        (2, 1, true),
+        "503s served, one cut, and a ranged request to resume"
+    );
+    assert!(
+        recorder.events().contains(&Recorded::Retrying),
+        "{:?}",
+        recorder.events()
+    );
 }

@@ -7,7 +7,7 @@ use kiln_builder::distribution::{pull_image, push_image};
 use kiln_builder::registry::{Client, NoProgress, NoRetain, Platform};
 use kiln_builder::store::ImageStore;
 
-use super::support::{Recorded, Recorder, Registry, client, image, skopeo, sorted};
+use super::support::{FaultyProxy, Recorded, Recorder, Registry, client, image, skopeo, sorted};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn push_then_pull_round_trips_and_skopeo_reads_it() {
@@ -28,7 +28,10 @@ async fn push_then_pull_round_trips_and_skopeo_reads_it() {
         _ => None,
     });
     assert_eq!(uploaded, sorted(built.blobs()));
-    assert!(recorder.events().contains(&Recorded::ManifestPushed("v1".into(), built.target.digest.clone())));
+    assert!(recorder.events().contains(&Recorded::ManifestPushed(
+        "v1".into(),
+        built.target.digest.clone()
+    )));
 
     let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
         "inspect",
@@ -49,7 +52,10 @@ async fn push_then_pull_round_trips_and_skopeo_reads_it() {
     assert_eq!(pulled.manifest.digest, built.target.digest);
     assert_eq!(pulled.config.digest, built.config.digest);
     let pulled_layers: Vec<_> = pulled.layers.iter().map(|l| l.digest.clone()).collect();
-    assert_eq!(pulled_layers, built.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        pulled_layers,
+        built.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>()
+    );
     for blob in built.blobs() {
         assert_eq!(store.read(&blob).unwrap(), content.read(&blob).unwrap());
     }
@@ -62,17 +68,26 @@ async fn a_second_push_uploads_nothing() {
     let content = ContentStore::open(source.path()).unwrap();
     let built = image(&content, "twice", "linux/amd64", 0);
     let reference = registry.reference("app:1");
-    client(None).push(&content, &built.target, &reference, None, &NoProgress).await.unwrap();
+    client(None)
+        .push(&content, &built.target, &reference, None, &NoProgress)
+        .await
+        .unwrap();
 
     let recorder = Recorder::default();
-    client(None).push(&content, &built.target, &reference, None, &recorder).await.unwrap();
+    client(None)
+        .push(&content, &built.target, &reference, None, &recorder)
+        .await
+        .unwrap();
     let exists = recorder.digests(|e| match e {
         Recorded::Exists(d) => Some(d.clone()),
         _ => None,
     });
     assert_eq!(exists, sorted(built.blobs()));
     assert!(
-        !recorder.events().iter().any(|e| matches!(e, Recorded::Start(_) | Recorded::Done(_))),
+        !recorder
+            .events()
+            .iter()
+            .any(|e| matches!(e, Recorded::Start(_) | Recorded::Done(_))),
         "{:?}",
         recorder.events()
     );
@@ -87,7 +102,9 @@ async fn pushing_to_another_repository_mounts_the_blobs() {
     let first = registry.reference("first/app:1");
     let manifest = store.content().read(&built.target.digest).unwrap();
     store.put_image(std::slice::from_ref(&first), &manifest).unwrap();
-    push_image(&store, &client(None), &first.to_string(), &first, &NoProgress).await.unwrap();
+    push_image(&store, &client(None), &first.to_string(), &first, &NoProgress)
+        .await
+        .unwrap();
 
     // The image's name in `first` tells push_image where the blobs can be mounted from.
     let second = registry.reference("second/app:1");
@@ -104,15 +121,23 @@ async fn pushing_to_another_repository_mounts_the_blobs() {
             _ => None,
         })
         .collect();
-    let expected: Vec<_> = sorted(built.blobs()).into_iter().map(|d| (d, "first/app".to_owned())).collect();
+    let expected: Vec<_> = sorted(built.blobs())
+        .into_iter()
+        .map(|d| (d, "first/app".to_owned()))
+        .collect();
     let mut mounted_sorted = mounted.clone();
     mounted_sorted.sort();
     assert_eq!(mounted_sorted, expected, "{events:?}");
-    assert!(!events.iter().any(|e| matches!(e, Recorded::Done(_))), "nothing uploaded: {events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Recorded::Done(_))),
+        "nothing uploaded: {events:?}"
+    );
 
     let copy = tempfile::tempdir().unwrap();
     let copy = ImageStore::open(copy.path()).unwrap();
-    let pulled = pull_image(&copy, &client(None), &second, &Platform::host(), &NoProgress).await.unwrap();
+    let pulled = pull_image(&copy, &client(None), &second, &Platform::host(), &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(pulled.id, built.config.digest);
 }
 
@@ -130,7 +155,10 @@ async fn large_blobs_go_up_in_chunks_with_progress() {
         .build()
         .unwrap();
     let recorder = Recorder::default();
-    chunked.push(&content, &built.target, &reference, None, &recorder).await.unwrap();
+    chunked
+        .push(&content, &built.target, &reference, None, &recorder)
+        .await
+        .unwrap();
 
     let big = &built.layers[1];
     let progress: Vec<u64> = recorder
@@ -141,7 +169,10 @@ async fn large_blobs_go_up_in_chunks_with_progress() {
             _ => None,
         })
         .collect();
-    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {progress:?}"
+    );
     assert_eq!(progress.last(), Some(&big.size));
     assert!(progress.len() > 1);
 
@@ -151,5 +182,35 @@ async fn large_blobs_go_up_in_chunks_with_progress() {
         .pull(&reference, &Platform::host(), &store, &NoRetain, &NoProgress)
         .await
         .unwrap();
-    assert_eq!(store.read(&big.digest).unwrap(), content.read(&big.digest).unwrap());
+    assert_eq!(
+        store.read(&big.digest).unwrap(),
+        content.read(&big.digest).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_rides_out_an_unavailable_registry() {
+    let registry = Registry::start();
+    let proxy = FaultyProxy::start(&registry, 3, 0).await;
+    let source = tempfile::tempdir().unwrap();
+    let content = ContentStore::open(source.path()).unwrap();
+    let built = image(&content, "retried", "linux/amd64", 0);
+    let pushed = client(None)
+        .push(
+            &content,
+            &built.target,
+            &proxy.reference("app:1"),
+            None,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.digest, built.target.digest);
+    assert_eq!(proxy.faults().0, 3);
+    let inspect = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}", registry.reference("app:1")),
+    ]);
+    assert!(inspect.contains(built.target.digest.as_str()), "{inspect}");
 }

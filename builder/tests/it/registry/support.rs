@@ -26,7 +26,9 @@ pub(crate) const USER: &str = "kiln";
 pub(crate) const PASSWORD: &str = "s3cret-pass";
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/registry").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/registry")
+        .join(name)
 }
 
 impl Registry {
@@ -47,14 +49,21 @@ impl Registry {
             fs::write(dir.path().join(name), text).unwrap();
         }
         // Bind-and-release finds a free port; the registry takes it a moment later.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
         let mut command = Command::new("docker-registry");
         command
             .arg("serve")
             .arg(testdata(config))
             .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", dir.path().join("storage"));
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                dir.path().join("storage"),
+            );
         // Setting this on a config without `auth.htpasswd` would add one, without a realm.
         if files.iter().any(|(name, _)| *name == "htpasswd") {
             command.env("REGISTRY_AUTH_HTPASSWD_PATH", dir.path().join("htpasswd"));
@@ -75,7 +84,11 @@ impl Registry {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("docker-registry exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "docker-registry did not listen:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -223,7 +236,10 @@ pub(crate) fn index(content: &ContentStore, images: &[(&TestImage, &str)]) -> De
         })
         .collect();
     let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
-    descriptor(OCI_INDEX, &content.write_blob(index.to_string().as_bytes()).unwrap())
+    descriptor(
+        OCI_INDEX,
+        &content.write_blob(index.to_string().as_bytes()).unwrap(),
+    )
 }
 
 pub(crate) fn descriptor(media_type: &str, blob: &BlobInfo) -> Descriptor {
@@ -237,7 +253,9 @@ pub(crate) fn descriptor(media_type: &str, blob: &BlobInfo) -> Descriptor {
 
 /// Deterministic bytes gzip cannot shrink (an xorshift stream), so a layer is really `len` big.
 pub(crate) fn noise(seed: &str, len: usize) -> Vec<u8> {
-    let mut state = seed.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |s, b| (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut state = seed.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |s, b| {
+        (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let mut bytes = Vec::with_capacity(len + 8);
     while bytes.len() < len {
         state ^= state << 13;
@@ -307,7 +325,9 @@ impl Reporter for Recorder {
             Event::BlobExists { digest } => Recorded::Exists(digest.clone()),
             Event::BlobMounted { digest, from } => Recorded::Mounted(digest.clone(), from.to_owned()),
             Event::Retrying { .. } => Recorded::Retrying,
-            Event::ManifestPushed { reference, digest } => Recorded::ManifestPushed(reference.to_owned(), digest.clone()),
+            Event::ManifestPushed { reference, digest } => {
+                Recorded::ManifestPushed(reference.to_owned(), digest.clone())
+            }
         };
         self.events.lock().unwrap().push(recorded);
     }
@@ -331,4 +351,140 @@ impl Recorder {
 pub(crate) fn sorted(mut digests: Vec<Digest>) -> Vec<Digest> {
     digests.sort();
     digests
+}
+
+/// A TCP proxy in front of a registry that injects network faults: the first `unavailable`
+/// connections get a `503` without reaching the registry, and once, a connection is cut after
+/// `cut_after` response bytes (mid-blob). It also notes whether any request asked for a range.
+pub(crate) struct FaultyProxy {
+    pub(crate) port: u16,
+    state: std::sync::Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    unavailable_left: std::sync::atomic::AtomicUsize,
+    cut_after: std::sync::atomic::AtomicU64,
+    served_503: std::sync::atomic::AtomicUsize,
+    cuts: std::sync::atomic::AtomicUsize,
+    saw_range: std::sync::atomic::AtomicBool,
+}
+
+impl FaultyProxy {
+    /// Proxies to `registry`; `cut_after` of 0 cuts nothing.
+    pub(crate) async fn start(registry: &Registry, unavailable: usize, cut_after: u64) -> FaultyProxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState::default());
+        state.unavailable_left.store(unavailable, SeqCst);
+        state.cut_after.store(cut_after, SeqCst);
+        let upstream = registry.port;
+        let task = tokio::spawn({
+            let state = std::sync::Arc::clone(&state);
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    tokio::spawn(proxy_connection(client, upstream, std::sync::Arc::clone(&state)));
+                }
+            }
+        });
+        FaultyProxy { port, state, task }
+    }
+
+    /// A reference through the proxy.
+    pub(crate) fn reference(&self, name: &str) -> kiln_builder::reference::ImageRef {
+        format!("127.0.0.1:{}/{name}", self.port).parse().unwrap()
+    }
+
+    /// How many 503s were served, connections cut, and whether a `Range` request came.
+    pub(crate) fn faults(&self) -> (usize, usize, bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.state.served_503.load(SeqCst),
+            self.state.cuts.load(SeqCst),
+            self.state.saw_range.load(SeqCst),
+        )
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_connection(
+    mut client: tokio::net::TcpStream,
+    upstream: u16,
+    state: std::sync::Arc<ProxyState>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let take_503 = state
+        .unavailable_left
+        .fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1))
+        .is_ok();
+    if take_503 {
+        let mut request = [0u8; 4096];
+        let _ = client.read(&mut request).await;
+        state.served_503.fetch_add(1, SeqCst);
+        let _ = client
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        return;
+    }
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let requests = {
+        let state = std::sync::Arc::clone(&state);
+        async move {
+            let mut buffer = vec![0u8; 64 * 1024];
+            while let Ok(n) = client_read.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                if String::from_utf8_lossy(&buffer[..n])
+                    .to_ascii_lowercase()
+                    .contains("\r\nrange: bytes=")
+                {
+                    state.saw_range.store(true, SeqCst);
+                }
+                if server_write.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let responses = async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut forwarded = 0u64;
+        while let Ok(n) = server_read.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            let limit = state.cut_after.load(SeqCst);
+            if limit > 0 && forwarded + n as u64 > limit {
+                // Cut once: forward up to the limit, then drop the connection.
+                if state.cut_after.compare_exchange(limit, 0, SeqCst, SeqCst).is_ok() {
+                    let keep = usize::try_from(limit - forwarded).unwrap();
+                    let _ = client_write.write_all(&buffer[..keep]).await;
+                    state.cuts.fetch_add(1, SeqCst);
+                    return;
+                }
+            }
+            forwarded += n as u64;
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    // Either side ending ends the connection (dropping the halves closes both sockets).
+    tokio::select! {
+        () = requests => {}
+        () = responses => {}
+    }
 }
