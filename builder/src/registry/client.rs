@@ -132,11 +132,7 @@ impl ClientBuilder {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .build()
-            .map_err(|source| RegistryError::Transfer {
-                method: "build",
-                url: String::from("client"),
-                source,
-            })?;
+            .map_err(|source| RegistryError::Init { source })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,

@@ -18,6 +18,13 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// The HTTP client could not be set up (TLS roots, for one).
+    #[error("set up the registry HTTP client")]
+    Init {
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// A request failed after it was sent (the connection dropped, a body could not be read).
     #[error("{method} {url}")]
     Transfer {

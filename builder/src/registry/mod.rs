@@ -17,8 +17,9 @@
 //!   then the manifests.
 //! - **Blobs on demand**: [`RemoteBlobs`] is a repository as a
 //!   [`BlobSource`](crate::content::BlobSource).
-//! - **Auth** ([`auth`](self) internals): anonymous, Basic, and Bearer tokens fetched as the
-//!   registry's `WWW-Authenticate` challenge says, with credentials from Docker's `config.json`
+//! - **Auth**: anonymous, Basic, and Bearer tokens fetched as the registry's
+//!   `WWW-Authenticate` challenge says (with the scopes of the operation, and `pull` on a
+//!   mount's source repository), with credentials from Docker's `config.json`
 //!   and credential helpers ([`CredentialStore`]). [`Client::login`] checks credentials and saves
 //!   them; [`Client::logout`] forgets them.
 //!

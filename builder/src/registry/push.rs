@@ -68,6 +68,14 @@ impl Client {
             scopes,
             mount_from,
         };
+        // The blobs go up in parallel: learn the registry's challenge (and get the token) once,
+        // first, rather than in each of the first parallel requests.
+        let ping = self
+            .base_url(destination.domain())
+            .join("v2/")
+            .expect("a valid path");
+        self.send(&Client::call(&to, Method::GET, ping, Body::Empty, true))
+            .await?;
         let bytes = content.read(&target.digest)?;
         let (media_type, document) = manifest::parse(target.digest.as_str(), &target.media_type, &bytes)?;
         if let Document::Index { manifests } = &document {

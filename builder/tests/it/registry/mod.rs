@@ -7,3 +7,4 @@ mod documents;
 mod pull;
 mod push;
 mod support;
+mod token_server;

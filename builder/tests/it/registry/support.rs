@@ -34,16 +34,32 @@ fn testdata(name: &str) -> PathBuf {
 impl Registry {
     /// A registry without authentication.
     pub(crate) fn start() -> Registry {
-        Registry::spawn("plain.yml", &[])
+        Registry::spawn("plain.yml", &[], &[])
     }
 
     /// A registry that requires HTTP Basic auth as [`USER`] / [`PASSWORD`].
     pub(crate) fn with_basic_auth() -> Registry {
         let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-        Registry::spawn("htpasswd.yml", &[("htpasswd", format!("{USER}:{hash}\n"))])
+        Registry::spawn("htpasswd.yml", &[("htpasswd", format!("{USER}:{hash}\n"))], &[])
     }
 
-    fn spawn(config: &str, files: &[(&str, String)]) -> Registry {
+    /// A registry that requires bearer tokens from the token server at `realm`, signed by the
+    /// key of the certificate at `root_cert`.
+    pub(crate) fn with_token_auth(realm: &str, root_cert: &Path) -> Registry {
+        Registry::spawn(
+            "token.yml",
+            &[],
+            &[
+                ("REGISTRY_AUTH_TOKEN_REALM", realm.to_owned()),
+                (
+                    "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE",
+                    root_cert.display().to_string(),
+                ),
+            ],
+        )
+    }
+
+    fn spawn(config: &str, files: &[(&str, String)], env: &[(&str, String)]) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             fs::write(dir.path().join(name), text).unwrap();
@@ -68,6 +84,7 @@ impl Registry {
         if files.iter().any(|(name, _)| *name == "htpasswd") {
             command.env("REGISTRY_AUTH_HTPASSWD_PATH", dir.path().join("htpasswd"));
         }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let child = command
             .stdout(Stdio::null())
             .stderr(log)
