@@ -99,6 +99,24 @@ impl Client {
             digest,
             size: blob.size,
         });
+        let ingest = self.download(reference, blob, content, reporter).await?;
+        // Commit fsyncs and renames: off the async threads.
+        tokio::task::spawn_blocking(move || ingest.commit())
+            .await
+            .map_err(|_| RegistryError::TaskLost)??;
+        reporter.report(Event::BlobDone { digest });
+        Ok(())
+    }
+
+    /// Streams a blob into a new ingest, resuming (or restarting) when the connection drops.
+    async fn download(
+        &self,
+        reference: &ImageRef,
+        blob: &Descriptor,
+        content: &ContentStore,
+        reporter: &dyn Reporter,
+    ) -> Result<Ingest, RegistryError> {
+        let digest = &blob.digest;
         let scopes = pull_scope(reference);
         let url = self.repository_url(reference.domain(), reference.path(), &format!("blobs/{digest}"));
         let mut ingest = content.ingest(Some((digest.clone(), blob.size)))?;
@@ -132,22 +150,10 @@ impl Client {
                     ingest = content.ingest(Some((digest.clone(), blob.size)))?;
                     continue;
                 }
-                StatusCode::NOT_FOUND => {
-                    return Err(RegistryError::BlobUnknown {
-                        repository: reference.familiar(),
-                        digest: digest.clone(),
-                    });
-                }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    return Err(RegistryError::PullDenied {
-                        repository: reference.familiar(),
-                        source: Client::server_errors(response).await,
-                    });
-                }
-                _ => return Err(Client::unexpected(&call, response).await),
+                _ => return Err(blob_error(&call, reference, digest, response).await),
             }
             match stream_into(response, &mut ingest, blob, reporter).await {
-                Ok(()) => break,
+                Ok(()) => return Ok(ingest),
                 Err(StreamError::Fatal(error)) => return Err(error),
                 Err(StreamError::Network(source)) => {
                     if failures >= self.inner.settings.retries {
@@ -163,12 +169,26 @@ impl Client {
                 }
             }
         }
-        // Commit fsyncs and renames: off the async threads.
-        tokio::task::spawn_blocking(move || ingest.commit())
-            .await
-            .map_err(|_| RegistryError::TaskLost)??;
-        reporter.report(Event::BlobDone { digest });
-        Ok(())
+    }
+}
+
+/// The error for a blob request that did not answer 200 or 206.
+async fn blob_error(
+    call: &Call<'_>,
+    reference: &ImageRef,
+    digest: &Digest,
+    response: Response,
+) -> RegistryError {
+    match response.status() {
+        StatusCode::NOT_FOUND => RegistryError::BlobUnknown {
+            repository: reference.familiar(),
+            digest: digest.clone(),
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::PullDenied {
+            repository: reference.familiar(),
+            source: Client::server_errors(response).await,
+        },
+        _ => Client::unexpected(call, response).await,
     }
 }
 

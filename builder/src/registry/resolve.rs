@@ -107,6 +107,35 @@ impl Client {
             (None, Some(tag)) => tag.to_owned(),
             (None, None) => unreachable!("an ImageRef has a tag or a digest"),
         };
+        let (served_type, announced, bytes) = self.get_manifest(reference, &tag_or_digest).await?;
+        let actual = Digest::of(&bytes);
+        if let Some(expected) = wanted
+            .or(announced.as_ref())
+            .filter(|expected| **expected != actual)
+        {
+            return Err(RegistryError::ManifestDigestMismatch {
+                reference: familiar,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let (media_type, _) = manifest::parse(&tag_or_digest, &served_type, &bytes)?;
+        let descriptor = Descriptor {
+            media_type,
+            size: bytes.len() as u64,
+            digest: actual,
+            platform: child.and_then(|c| c.platform.clone()),
+        };
+        Ok((descriptor, bytes))
+    }
+
+    /// GETs a manifest by tag or digest, bounded in size; returns the served `Content-Type`,
+    /// the announced `Docker-Content-Digest` and the bytes.
+    async fn get_manifest(
+        &self,
+        reference: &ImageRef,
+        tag_or_digest: &str,
+    ) -> Result<(String, Option<Digest>, Vec<u8>), RegistryError> {
         let scopes = pull_scope(reference);
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
@@ -124,29 +153,11 @@ impl Client {
             retry: true,
         };
         let mut response = self.send(&call).await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => {
-                let errors = Client::server_errors(response).await;
-                return Err(if errors.has_code("NAME_UNKNOWN") {
-                    RegistryError::PullDenied {
-                        repository: reference.familiar(),
-                        source: errors,
-                    }
-                } else {
-                    RegistryError::ManifestUnknown { reference: familiar }
-                });
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(RegistryError::PullDenied {
-                    repository: reference.familiar(),
-                    source: Client::server_errors(response).await,
-                });
-            }
-            _ => return Err(Client::unexpected(&call, response).await),
+        if response.status() != StatusCode::OK {
+            return Err(manifest_error(&call, reference, response).await);
         }
         let too_large = |size| RegistryError::ManifestTooLarge {
-            reference: tag_or_digest.clone(),
+            reference: tag_or_digest.to_owned(),
             size,
             limit: MAX_MANIFEST_SIZE,
         };
@@ -176,25 +187,31 @@ impl Client {
                 return Err(too_large(bytes.len() as u64));
             }
         }
-        let actual = Digest::of(&bytes);
-        if let Some(expected) = wanted
-            .or(announced.as_ref())
-            .filter(|expected| **expected != actual)
-        {
-            return Err(RegistryError::ManifestDigestMismatch {
-                reference: familiar,
-                expected: expected.clone(),
-                actual,
-            });
+        Ok((served_type, announced, bytes))
+    }
+}
+
+/// The error for a manifest request that did not answer 200, as Docker words it.
+async fn manifest_error(call: &Call<'_>, reference: &ImageRef, response: reqwest::Response) -> RegistryError {
+    match response.status() {
+        StatusCode::NOT_FOUND => {
+            let errors = Client::server_errors(response).await;
+            if errors.has_code("NAME_UNKNOWN") {
+                RegistryError::PullDenied {
+                    repository: reference.familiar(),
+                    source: errors,
+                }
+            } else {
+                RegistryError::ManifestUnknown {
+                    reference: reference.familiar_string(),
+                }
+            }
         }
-        let (media_type, _) = manifest::parse(&tag_or_digest, &served_type, &bytes)?;
-        let descriptor = Descriptor {
-            media_type,
-            size: bytes.len() as u64,
-            digest: actual,
-            platform: child.and_then(|c| c.platform.clone()),
-        };
-        Ok((descriptor, bytes))
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::PullDenied {
+            repository: reference.familiar(),
+            source: Client::server_errors(response).await,
+        },
+        _ => Client::unexpected(call, response).await,
     }
 }
 
