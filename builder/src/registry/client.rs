@@ -56,6 +56,10 @@ pub(crate) struct Settings {
 ///     .anonymous()
 ///     .retries(2, Duration::from_millis(100))
 ///     .build()?;
+/// assert_eq!(client.base_url("registry.internal:5000").as_str(), "http://registry.internal:5000/");
+/// assert_eq!(client.base_url("registry.internal").scheme(), "https"); // another port
+/// assert_eq!(client.base_url("[::1]:5000").scheme(), "http");
+/// assert_eq!(client.base_url("ghcr.io").as_str(), "https://ghcr.io/");
 /// # Ok::<(), kiln_builder::registry::RegistryError>(())
 /// ```
 #[derive(Debug, Clone)]

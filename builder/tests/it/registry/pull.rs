@@ -501,3 +501,47 @@ async fn unavailable_registries_are_retried_and_cut_downloads_resume() {
         recorder.events()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_schema2_images_pull_like_oci_ones() {
+    let registry = Registry::start();
+    let source = tempfile::tempdir().unwrap();
+    let content = ContentStore::open(source.path()).unwrap();
+    let built = image(&content, "schema2", "linux/amd64", 0);
+    let layout = oci_layout(&content, &built.target, "v1");
+    let destination = format!("docker://{}/docker:1", registry.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &layout,
+        &destination,
+    ]);
+
+    let root = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(root.path()).unwrap();
+    let reference = registry.reference("docker:1");
+    let resolved = client(None)
+        .resolve(&reference, &Platform::host(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.manifest.media_type,
+        kiln_builder::registry::manifest::DOCKER_MANIFEST
+    );
+    let layers: Vec<Digest> = resolved.layers.iter().map(|l| l.digest.clone()).collect();
+    assert_eq!(
+        layers,
+        built.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>()
+    );
+    let image = pull_image(&store, &client(None), &reference, &Platform::host(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(image.id, resolved.config.digest);
+    assert_eq!(
+        image.target.media_type().to_string(),
+        kiln_builder::registry::manifest::DOCKER_MANIFEST
+    );
+}
