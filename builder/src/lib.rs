@@ -7,3 +7,4 @@
 #![deny(missing_docs)]
 
 pub use kiln_frontend as frontend;
+pub mod exec;
