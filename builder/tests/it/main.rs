@@ -1,0 +1,3 @@
+//! kiln-builder's integration tests: one binary, one module per area.
+
+mod exec;
