@@ -576,7 +576,7 @@ fn empty_signal_set() -> libc::sigset_t {
 }
 
 fn reset_signal_dispositions() {
-    for signal in 1..libc::SIGRTMAX() {
+    for signal in 1..=libc::SIGRTMAX() {
         // SAFETY: resetting to the default action; fails harmlessly for SIGKILL, SIGSTOP and the
         // signals libc reserves.
         unsafe { libc::signal(signal, libc::SIG_DFL) };

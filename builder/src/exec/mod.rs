@@ -37,24 +37,34 @@
 //! view, not from a hostile Dockerfile. This matches what `RUN --security=insecure` grants in BuildKit.
 //!
 //! # Example
-//! ```no_run
-//! use kiln_builder::exec::{
-//!     CancelToken, Executor, NamespaceExecutor, ProcessSpec, Stream, resolve_user,
-//! };
-//! use std::path::Path;
+//! A rootfs with nothing but a static busybox is enough (needs root: namespaces and mounts):
+//! ```
+//! use kiln_builder::exec::{CancelToken, Executor, NamespaceExecutor, ProcessSpec, Stream, resolve_user};
 //!
-//! let rootfs = Path::new("/var/lib/kiln/snapshots-v1/42/fs"); // mounted by the caller
-//! let mut spec = ProcessSpec::new(["/bin/sh", "-c", "echo hello; id -u"]);
-//! spec.user = resolve_user(rootfs, "app")?;
-//! spec.env.push(("PATH".into(), "/usr/bin:/bin".into()));
-//! let mut log = Vec::new();
+//! let rootfs = tempfile::tempdir()?;
+//! std::fs::create_dir(rootfs.path().join("bin"))?;
+//! std::fs::copy("/bin/busybox", rootfs.path().join("bin/busybox"))?;
+//! std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sh"))?;
+//!
+//! let mut spec = ProcessSpec::new(["/bin/sh", "-c", "echo hello from $(busybox hostname) as $(busybox id -u)"]);
+//! spec.env.push(("PATH".into(), "/bin".into()));
+//! spec.user = resolve_user(rootfs.path(), "1000:1000")?;
+//! let mut stdout = Vec::new();
 //! let status = NamespaceExecutor::new().run(
-//!     rootfs,
+//!     rootfs.path(),
 //!     &spec,
-//!     &mut |_: Stream, chunk: &[u8]| log.extend_from_slice(chunk),
+//!     &mut |stream: Stream, chunk: &[u8]| {
+//!         if stream == Stream::Stdout {
+//!             stdout.extend_from_slice(chunk);
+//!         }
+//!     },
 //!     &CancelToken::new(),
 //! )?;
 //! status.check(&spec.args)?;
+//! assert_eq!(stdout, b"hello from buildkitsandbox as 1000\n");
+//! // The mount points made for /proc, /dev, /etc/hosts... are gone again.
+//! let left: Vec<_> = std::fs::read_dir(rootfs.path())?.map(|e| e.unwrap().file_name()).collect();
+//! assert_eq!(left, ["bin"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

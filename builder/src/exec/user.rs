@@ -71,10 +71,15 @@ const MAX_ID: i64 = i32::MAX as i64;
 
 /// Resolves a `USER` value (`name|uid[:group|gid]`) against the rootfs's `/etc/passwd` and `/etc/group`.
 ///
-/// ```no_run
-/// let user = kiln_builder::exec::resolve_user("/rootfs".as_ref(), "app")?;
-/// assert_eq!((user.uid, user.gid), (1000, 1000));
-/// # Ok::<(), kiln_builder::exec::UserError>(())
+/// ```
+/// let rootfs = tempfile::tempdir()?;
+/// std::fs::create_dir(rootfs.path().join("etc"))?;
+/// std::fs::write(rootfs.path().join("etc/passwd"), "app:x:1000:1000::/home/app:/bin/sh\n")?;
+/// std::fs::write(rootfs.path().join("etc/group"), "app:x:1000:\nstaff:x:50:app\n")?;
+///
+/// let user = kiln_builder::exec::resolve_user(rootfs.path(), "app")?;
+/// assert_eq!((user.uid, user.gid, user.additional_gids), (1000, 1000, vec![50]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User, UserError> {
     if let Some((uid, gid)) = parse_uid_gid(spec) {

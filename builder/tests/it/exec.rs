@@ -325,7 +325,7 @@ fn host_interfaces() -> String {
         .map(|e| e.unwrap().file_name().to_string_lossy().into())
         .collect();
     names.sort();
-    names.iter().map(|n| format!("{n}\n")).collect()
+    names.iter().map(|n| n.clone() + "\n").collect()
 }
 
 #[test]
@@ -465,6 +465,19 @@ fn exec_extra_mounts_bind_and_tmpfs() {
 }
 
 #[test]
+fn exec_program_is_looked_up_in_the_steps_path_inside_the_rootfs() {
+    let world = World::new();
+    let probe = world.rootfs().join("usr/local/bin/kiln-probe");
+    fs::create_dir_all(probe.parent().unwrap()).unwrap();
+    fs::write(&probe, "#!/bin/sh\necho \"probe $1 in $(pwd)\"\n").unwrap();
+    fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut spec = ProcessSpec::new(["kiln-probe", "arg"]);
+    spec.env.push(("PATH".into(), "/usr/local/bin:/bin".into()));
+    spec.cwd = "/tmp".into();
+    assert_eq!(world.run(&spec).ok(), "probe arg in /tmp\n");
+}
+
+#[test]
 fn exec_missing_program_and_unreachable_cwd_are_errors() {
     let world = World::new();
     let mut spec = ProcessSpec::new(["nosuch-tool", "--version"]);
@@ -541,6 +554,82 @@ fn exec_dropping_the_guard_cancels_a_step_on_another_thread() {
     assert_eq!(processes_with_arg("3149"), 0);
 }
 
+/// Not a test: the process `exec_killing_kiln_kills_the_step` runs and SIGKILLs mid-step.
+#[test]
+#[ignore = "helper process for exec_killing_kiln_kills_the_step"]
+fn exec_helper_run_until_killed() {
+    let Some(dir) = std::env::var_os("KILN_EXEC_HELPER_DIR") else {
+        return;
+    };
+    let world = World {
+        dir: tempfile::tempdir_in(dir).unwrap(),
+    };
+    fs::create_dir(world.rootfs()).unwrap();
+    fs::create_dir(world.dir.path().join("state")).unwrap();
+    let status = Command::new("tar")
+        .arg("-xpf")
+        .arg(tarball())
+        .arg("-C")
+        .arg(world.rootfs())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    world.run_with(&sh("echo ready; sleep 3151"), &CancelToken::new(), |text, _| {
+        if text.contains("ready") {
+            println!("helper: step running");
+        }
+    });
+}
+
+/// Kills (SIGKILL) and reaps a child process when dropped, so a failing test leaves nothing behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn exec_killing_kiln_kills_the_step() {
+    use std::io::BufRead;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut helper = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "exec::exec_helper_run_until_killed",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KILN_EXEC_HELPER_DIR", scratch.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(helper.0.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().contains("helper: step running")),
+        "the helper never ran its step"
+    );
+    // "ready" is printed just before `sleep` starts.
+    wait_for(|| processes_with_arg("3151") == 1, "the step's sleep to start");
+    drop(helper); // SIGKILL: kiln gets no chance to clean up.
+    wait_for(|| processes_with_arg("3151") == 0, "the step to die with kiln");
+}
+
+fn wait_for(condition: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Makes a directory a shared mount in the host's namespace (as systemd makes `/`), so a mount made
 /// under it in a namespace that forgot to go private would show up on the host; unmounts on drop.
 struct SharedMount(PathBuf);
@@ -600,7 +689,7 @@ fn exec_leaks_no_mounts_on_the_host() {
     assert!(matches!(world.run(&failing).status, Err(ExecError::Setup { .. })));
     let cancel = CancelToken::new();
     let out = world.run_with(&sh("echo ready; sleep 3150"), &cancel, |_, cancel| {
-        cancel.cancel()
+        cancel.cancel();
     });
     assert!(matches!(out.status, Err(ExecError::Cancelled)));
     assert_eq!(world.mounts(), before);
