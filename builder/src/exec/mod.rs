@@ -120,7 +120,8 @@ pub struct ProcessSpec {
     /// The environment, exactly (nothing is inherited). `HOME` is added from the user's passwd entry when
     /// absent, as runc does.
     pub env: Vec<(String, String)>,
-    /// Absolute working directory inside the rootfs; created (root-owned, 0755) when missing.
+    /// Absolute working directory inside the rootfs (a relative one is taken from `/`); created
+    /// (root-owned, 0755) when missing.
     pub cwd: String,
     /// Who the process runs as.
     pub user: User,
@@ -234,5 +235,25 @@ impl<O: Write, E: Write> OutputSink for WriteSink<O, E> {
             Stream::Stdout => self.stdout.write_all(chunk).and_then(|()| self.stdout.flush()),
             Stream::Stderr => self.stderr.write_all(chunk).and_then(|()| self.stderr.flush()),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_write_sink_splits_streams() {
+        let mut sink = WriteSink {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        sink.output(Stream::Stdout, b"out ");
+        sink.output(Stream::Stderr, b"err");
+        sink.output(Stream::Stdout, b"more");
+        assert_eq!(
+            (&sink.stdout[..], &sink.stderr[..]),
+            (&b"out more"[..], &b"err"[..])
+        );
     }
 }

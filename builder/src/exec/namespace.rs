@@ -436,7 +436,16 @@ fn supervise(
     let stdout = child.stdout.take().map(OwnedFd::from);
     let stderr = child.stderr.take().map(OwnedFd::from);
     // The pidfd is taken before any wait, so it names our unreaped child: no pid-reuse race.
-    let pidfd = pidfd_open(Pid::from_child(&child), PidfdFlags::empty()).map_err(wait_err)?;
+    let pidfd = match pidfd_open(Pid::from_child(&child), PidfdFlags::empty()) {
+        Ok(pidfd) => pidfd,
+        Err(err) => {
+            // Without a pidfd there is no safe way to wait; kill the intermediate (PID 1 follows through
+            // its death signal) rather than leave the step running.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(wait_err(err));
+        }
+    };
     let mut reaper = Reaper {
         child: Some(child),
         pidfd,

@@ -150,12 +150,24 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, i64)> {
     out
 }
 
-fn processes_with_arg(arg: &str) -> usize {
+/// Host pids of the processes with `arg` among their arguments.
+fn pids_with_arg(arg: &str) -> Vec<u32> {
     fs::read_dir("/proc")
         .unwrap()
-        .filter_map(|e| fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmdline| cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
-        .count()
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline
+                .split(|b| *b == 0)
+                .any(|a| a == arg.as_bytes())
+                .then_some(pid)
+        })
+        .collect()
+}
+
+fn processes_with_arg(arg: &str) -> usize {
+    pids_with_arg(arg).len()
 }
 
 #[test]
@@ -213,6 +225,33 @@ fn exec_exit_code_is_reported_with_buildkits_message() {
     assert_eq!(
         status.check(&spec.args).unwrap_err().to_string(),
         r#"process "/bin/sh -c exit 3" did not complete successfully: exit code: 3"#
+    );
+}
+
+#[test]
+fn exec_a_step_killed_by_a_signal_reports_it() {
+    let world = World::new();
+    let spec = sh("sleep 3152");
+    let status = std::thread::scope(|scope| {
+        let run = scope.spawn(|| world.run(&spec).status);
+        wait_for(|| processes_with_arg("3152") == 1, "the step to start");
+        for pid in pids_with_arg("3152") {
+            assert!(
+                Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        run.join().unwrap()
+    });
+    let status = status.unwrap();
+    assert_eq!(status, ExitStatus::Signaled(9));
+    assert_eq!(
+        status.check(&spec.args).unwrap_err().to_string(),
+        r#"process "/bin/sh -c sleep 3152" did not complete successfully: exit code: 137"#
     );
 }
 
