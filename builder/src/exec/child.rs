@@ -136,7 +136,7 @@ pub(super) const DEV_NODES: [(&CStr, &CStr); 6] = [
 ];
 
 /// Symlinks in the step's `/dev` (name, target).
-const DEV_LINKS: [(&CStr, &CStr); 5] = [
+pub(super) const DEV_LINKS: [(&CStr, &CStr); 5] = [
     (c"ptmx", c"pts/ptmx"),
     (c"fd", c"/proc/self/fd"),
     (c"stdin", c"/proc/self/fd/0"),
@@ -364,6 +364,7 @@ fn pid1(cfg: &ChildConfig, death_read: &OwnedFd) -> Result<(), Failure> {
     for (index, mount) in cfg.mounts.iter().enumerate() {
         mount_one(&root, mount).map_err(at_index(Step::Mount, index))?;
     }
+    // The UTS namespace is the step's own: naming it touches nothing on the host.
     rustix::system::sethostname(cfg.hostname.as_bytes()).map_err(at(Step::Hostname))?;
     // A new network namespace starts with `lo` down; BuildKit's --network=none has it up.
     if cfg.new_network {
@@ -372,8 +373,9 @@ fn pid1(cfg: &ChildConfig, death_read: &OwnedFd) -> Result<(), Failure> {
     // Enter the rootfs: pivot_root(".", ".") stacks the old root on the new one, then a lazy unmount
     // drops it. After this the host's filesystem is unreachable.
     pivot_into(&root).map_err(at(Step::PivotRoot))?;
-    // Identity last but one: setgroups and setgid need CAP_SETGID, which setuid to a non-root user drops.
+    // runc's file-creation mask, whatever kiln's is.
     rustix::process::umask(Mode::from_raw_mode(0o022));
+    // Identity next: setgroups and setgid need CAP_SETGID, which setuid to a non-root user drops.
     set_thread_groups(&cfg.groups).map_err(at(Step::SetGroups))?;
     set_thread_gid(cfg.gid).map_err(at(Step::SetGid))?;
     set_thread_uid(cfg.uid).map_err(at(Step::SetUid))?;

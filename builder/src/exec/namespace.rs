@@ -14,7 +14,9 @@ use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Gid, Pid, PidfdFlags, Signal, Uid, pidfd_open, pidfd_send_signal};
 
-use super::child::{self, ChildConfig, ChildMount, ChildMountKind, DEV_NODES, Failure, Report, Step};
+use super::child::{
+    self, ChildConfig, ChildMount, ChildMountKind, DEV_LINKS, DEV_NODES, Failure, Report, Step,
+};
 use super::etc::EtcFiles;
 use super::rootfs::{Root, StubKind, Stubs};
 use super::{
@@ -378,7 +380,10 @@ impl Labels {
             Step::Devpts => mount("devpts", "/dev/pts"),
             Step::Shm => mount("tmpfs", "/dev/shm"),
             Step::DevLink => SetupStep::DevSymlink {
-                path: "/dev".to_owned(),
+                path: format!(
+                    "/dev/{}",
+                    DEV_LINKS[index.min(DEV_LINKS.len() - 1)].0.to_string_lossy()
+                ),
             },
             Step::Mount => match self.mounts.get(index) {
                 Some((what, target)) => mount(what, target),
