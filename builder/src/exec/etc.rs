@@ -26,9 +26,17 @@ impl EtcFiles {
             .tempdir_in(state_dir)
             .map_err(|err| (state_dir.to_owned(), err))?;
         let contents = [
-            ("hosts", "etc/hosts", hosts(&spec.hostname, &spec.extra_hosts)),
+            (
+                "hosts",
+                "etc/hosts",
+                hosts(spec.effective_hostname(), &spec.extra_hosts),
+            ),
             ("resolv.conf", "etc/resolv.conf", resolv_conf_for_step()),
-            ("hostname", "etc/hostname", format!("{}\n", spec.hostname)),
+            (
+                "hostname",
+                "etc/hostname",
+                format!("{}\n", spec.effective_hostname()),
+            ),
         ];
         let files = contents.map(|(name, target, text)| (dir.path().join(name), target, text));
         for (path, _, text) in &files {

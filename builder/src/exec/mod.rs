@@ -28,8 +28,8 @@
 //! empty file or directory for it, with any missing parent directories, and removes them after the run
 //! if they are still empty, restoring the parent directory's timestamps, as BuildKit's mount-stub
 //! cleaner does. On overlayfs the parent directory itself stays copied up in the upper directory with
-//! unchanged metadata; the layer differ skips such directories. The working directory is created when
-//! missing (owned by root, mode 0755) and stays, as with BuildKit.
+//! unchanged metadata; the layer differ must skip such directories (BuildKit's does). The working
+//! directory is created when missing (owned by root, mode 0755) and stays, as with BuildKit.
 //!
 //! # Not a security boundary
 //! The step runs as real root (or the requested user) in the initial user namespace, with the default
@@ -125,7 +125,8 @@ pub struct ProcessSpec {
     pub cwd: String,
     /// Who the process runs as.
     pub user: User,
-    /// The hostname inside the step (also written to `/etc/hostname` and `/etc/hosts`).
+    /// The hostname inside the step (also written to `/etc/hostname` and `/etc/hosts`); empty means
+    /// [`DEFAULT_HOSTNAME`], as in BuildKit.
     pub hostname: String,
     /// Which network the step sees.
     pub network: NetworkMode,
@@ -139,6 +140,15 @@ pub struct ProcessSpec {
 pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
 
 impl ProcessSpec {
+    /// The hostname the step gets: [`hostname`](Self::hostname), or [`DEFAULT_HOSTNAME`] when empty.
+    pub fn effective_hostname(&self) -> &str {
+        if self.hostname.is_empty() {
+            DEFAULT_HOSTNAME
+        } else {
+            &self.hostname
+        }
+    }
+
     /// A spec for `args` with BuildKit's defaults: empty environment, cwd `/`, root, hostname
     /// [`DEFAULT_HOSTNAME`], the sandbox network, no extra mounts.
     pub fn new<I, S>(args: I) -> Self

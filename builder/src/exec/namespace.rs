@@ -267,7 +267,7 @@ fn prepare(
         sys,
         dev,
         mounts,
-        hostname: cstring(spec.hostname.as_str()),
+        hostname: cstring(spec.effective_hostname()),
         uid: Uid::from_raw(spec.user.uid),
         gid: Gid::from_raw(spec.user.gid),
         groups: spec

@@ -339,6 +339,8 @@ fn exec_hostname_and_pid_1() {
     assert_eq!(world.run(&spec).ok(), "buildkitsandbox\nbuildkitsandbox\n1\n");
     spec.hostname = "builder-7".into();
     assert_eq!(world.run(&spec).ok(), "builder-7\nbuilder-7\n1\n");
+    spec.hostname = String::new();
+    assert_eq!(world.run(&spec).ok(), "buildkitsandbox\nbuildkitsandbox\n1\n");
 }
 
 #[test]
