@@ -10,6 +10,7 @@ pub use kiln_frontend as frontend;
 
 pub mod content;
 pub mod dockerfile;
+pub mod exec;
 pub mod platform;
 pub mod reference;
 pub mod store;
