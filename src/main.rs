@@ -15,8 +15,29 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Global {
+    /// Where kiln keeps its images, blobs, snapshots and cache [default: /var/lib/kiln as root,
+    /// $XDG_DATA_HOME/kiln otherwise].
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+}
+
+impl Global {
+    /// The root directory in force.
+    #[allow(dead_code)] // The store commands use it; the frontend commands do not.
+    pub(crate) fn root(&self) -> std::path::PathBuf {
+        self.root
+            .clone()
+            .unwrap_or_else(kiln_builder::store::default_root)
+    }
 }
 
 #[derive(Debug, Subcommand)]

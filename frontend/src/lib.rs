@@ -15,6 +15,8 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(missing_docs)]
 
+mod go;
+
 pub mod dockerignore;
 pub mod graph;
 pub mod instruction;

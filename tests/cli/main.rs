@@ -1,4 +1,5 @@
 //! End-to-end tests of the `kiln` binary, one module per area.
 
+mod build_call;
 mod debug_ast;
 mod support;

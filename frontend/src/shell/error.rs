@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use super::chars::is_print;
-
 /// A word could not be expanded. Displays as BuildKit does: `failed to process "<word>": <reason>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("failed to process {}: {kind}", GoQuoted(word))]
@@ -86,24 +84,6 @@ pub(super) struct GoQuoted<'a>(pub(super) &'a str);
 
 impl fmt::Display for GoQuoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write;
-        f.write_char('"')?;
-        for ch in self.0.chars() {
-            match ch {
-                '"' | '\\' => write!(f, "\\{ch}")?,
-                '\u{7}' => f.write_str("\\a")?,
-                '\u{8}' => f.write_str("\\b")?,
-                '\u{c}' => f.write_str("\\f")?,
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                '\u{b}' => f.write_str("\\v")?,
-                c if is_print(c) => f.write_char(c)?,
-                c if u32::from(c) < 0x20 || c == '\u{7f}' => write!(f, "\\x{:02x}", u32::from(c))?,
-                c if u32::from(c) < 0x1_0000 => write!(f, "\\u{:04x}", u32::from(c))?,
-                c => write!(f, "\\U{:08x}", u32::from(c))?,
-            }
-        }
-        f.write_char('"')
+        f.write_str(&crate::go::go_quote(self.0))
     }
 }

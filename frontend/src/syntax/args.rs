@@ -16,10 +16,10 @@
 //! | ONBUILD | a nested instruction |
 //! | anything else | one empty argument (the instruction layer rejects it) |
 
-use super::dump::go_lower;
 use super::error::ErrorKind;
 use super::json::{JsonArgs, parse_array};
 use super::{Arg, Node, Span};
+use crate::go::go_lower;
 
 /// Upstream's `[\t\v\f\r ]+`: the only blanks that separate keyword and list words.
 fn is_list_blank(c: char) -> bool {

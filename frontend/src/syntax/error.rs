@@ -4,7 +4,7 @@
 //! alone, worded exactly as BuildKit words it, so a caller can print `<file>:<line>: <message>` and a
 //! user who knows `docker build` recognises it.
 
-use super::dump::go_quote;
+use crate::go::go_quote;
 
 /// A parse failure: what went wrong ([`Error::kind`]) and on which line ([`Error::line`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

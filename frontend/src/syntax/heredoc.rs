@@ -11,7 +11,7 @@
 //! the next instruction starts.
 
 use super::error::{ErrorKind, WordError};
-use super::unicode_table::{is_digit, is_letter};
+use crate::go::{is_digit, is_letter};
 
 /// The shell lexer's escape character: BuildKit hard-codes `\` here, whatever `# escape=` says.
 const ESCAPE: char = '\\';

@@ -45,10 +45,9 @@ mod lines;
 mod node;
 #[cfg(test)]
 mod proptests;
-mod unicode_table;
 
+pub use crate::go::go_quote;
 pub use args::MAX_ONBUILD_DEPTH;
-pub use dump::go_quote;
 pub use error::{Error, ErrorKind, WordError};
 pub use node::{Arg, Directives, Dockerfile, Escape, Heredoc, Node, Span, Warning};
 

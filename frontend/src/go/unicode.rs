@@ -42,17 +42,17 @@ fn class(c: char) -> Option<Class> {
 }
 
 /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
-pub(super) fn is_print(c: char) -> bool {
+pub(crate) fn is_print(c: char) -> bool {
     class(c).is_some()
 }
 
 /// Go's `unicode.IsLetter`.
-pub(super) fn is_letter(c: char) -> bool {
+pub(crate) fn is_letter(c: char) -> bool {
     class(c) == Some(Class::Letter)
 }
 
 /// Go's `unicode.IsDigit`.
-pub(super) fn is_digit(c: char) -> bool {
+pub(crate) fn is_digit(c: char) -> bool {
     class(c) == Some(Class::Digit)
 }
 
