@@ -185,3 +185,15 @@ async fn an_index_entry_declaring_a_huge_manifest_is_refused() {
         )
     );
 }
+
+#[test]
+fn the_build_platform_converts_to_the_registry_platform() {
+    for text in ["linux/amd64", "linux/arm64/v8", "linux/arm/v6", "windows/amd64"] {
+        let build = kiln_builder::platform::Platform::parse(text, &kiln_builder::platform::host()).unwrap();
+        let registry: Platform = (&build).into();
+        assert_eq!(registry, text.parse::<Platform>().unwrap(), "{text}");
+        assert_eq!(registry.to_string(), build.to_string(), "{text}");
+    }
+    let host: Platform = (&kiln_builder::platform::host()).into();
+    assert_eq!(host, Platform::host());
+}
