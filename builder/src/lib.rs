@@ -7,3 +7,5 @@
 #![deny(missing_docs)]
 
 pub use kiln_frontend as frontend;
+
+pub mod layer;

@@ -1,0 +1,477 @@
+//! One entry at a time: what each kind of tar entry does to the target (see the module docs of
+//! [`apply`](super)).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
+use tar::EntryType;
+
+use super::entry_path::EntryPath;
+use super::root::{self, DirFd, ResolveError, Root};
+use crate::layer::changes::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::layer::{ApplyError, Refusal, meta};
+
+/// The state of one apply: what the layer has put in place so far, and the directories whose mtime is
+/// set at the end.
+pub(super) struct Extract<'r> {
+    root: &'r Root,
+    /// Paths this layer created or updated; whiteouts leave them alone.
+    created: HashSet<Vec<u8>>,
+    dirs: Vec<(EntryPath, Timespec, String)>,
+    entries: u64,
+    buf: Vec<u8>,
+}
+
+/// The metadata an entry sets on what it creates.
+struct Meta {
+    mode: Mode,
+    uid: Uid,
+    gid: Gid,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'r> Extract<'r> {
+    pub(super) fn new(root: &'r Root) -> Extract<'r> {
+        Extract {
+            root,
+            created: HashSet::new(),
+            dirs: Vec::new(),
+            entries: 0,
+            buf: vec![0; 256 * 1024],
+        }
+    }
+
+    /// Applies one entry and returns its name as stored (for error messages about what follows).
+    pub(super) fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<String, ApplyError> {
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        self.entries += 1;
+        let kind = entry.header().entry_type();
+        match kind {
+            // Global PAX records hold nothing a layer needs (containerd ignores them too).
+            EntryType::XGlobalHeader => return Ok(name),
+            EntryType::Regular
+            | EntryType::Link
+            | EntryType::Symlink
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Directory
+            | EntryType::Fifo => {}
+            other => {
+                return Err(ApplyError::UnsupportedType {
+                    entry: name,
+                    type_flag: char::from(other.as_byte()),
+                });
+            }
+        }
+        let path = EntryPath::parse(&raw).map_err(|reason| refused(&name, reason))?;
+        if path.is_root() {
+            return Ok(name);
+        }
+        let file_name = path.file_name();
+        if file_name == OPAQUE_MARKER {
+            self.opaque(&path, &name)?;
+        } else if file_name.starts_with(b".wh..wh.") {
+            // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): no meaning outside aufs.
+        } else if let Some(victim) = file_name.strip_prefix(WHITEOUT_PREFIX) {
+            self.whiteout(&path, victim, &name)?;
+        } else {
+            self.create(&path, &mut entry, kind, &name)?;
+            self.created.insert(path.as_bytes().to_vec());
+        }
+        Ok(name)
+    }
+
+    /// Sets directory mtimes, now that nothing more is created in them; returns the entry count.
+    pub(super) fn finish(self) -> Result<u64, ApplyError> {
+        for (path, mtime, name) in &self.dirs {
+            // A later entry may have replaced the directory; then its mtime is not ours to set.
+            let Some(dir) = self
+                .root
+                .dir(path.as_bytes(), false)
+                .map_err(|e| resolve_error(name, e))?
+            else {
+                continue;
+            };
+            let times = Timestamps {
+                last_access: *mtime,
+                last_modification: *mtime,
+            };
+            rustix::fs::futimens(&dir, &times).map_err(|e| io_error(name, "set its mtime", e.into()))?;
+        }
+        Ok(self.entries)
+    }
+
+    fn whiteout(&mut self, path: &EntryPath, victim: &[u8], name: &str) -> Result<(), ApplyError> {
+        if victim.is_empty() || victim == b"." || victim == b".." {
+            let victim = String::from_utf8_lossy(victim).into_owned();
+            return Err(refused(name, Refusal::BadWhiteout { name: victim }));
+        }
+        let parent = path.parent();
+        let victim_path = EntryPath::parse(parent).expect("normalized").join(victim);
+        if self.created.contains(victim_path.as_bytes()) {
+            return Ok(()); // whiteouts only hide lower layers, never the layer's own entries
+        }
+        let Some(dir) = self.root.dir(parent, false).map_err(|e| resolve_error(name, e))? else {
+            return Ok(()); // nothing there to hide
+        };
+        root::remove_all(&dir, victim).map_err(|e| io_error(name, "remove the path it whites out", e))
+    }
+
+    fn opaque(&mut self, path: &EntryPath, name: &str) -> Result<(), ApplyError> {
+        let dir_path = EntryPath::parse(path.parent()).expect("normalized");
+        let Some(dir) = self
+            .root
+            .dir(dir_path.as_bytes(), false)
+            .map_err(|e| resolve_error(name, e))?
+        else {
+            return Ok(());
+        };
+        let children = root::list(&dir).map_err(|e| io_error(name, "list its directory", e))?;
+        for child in children {
+            if !self.created.contains(dir_path.join(child.as_bytes()).as_bytes()) {
+                root::remove_all(&dir, child.as_bytes())
+                    .map_err(|e| io_error(name, "empty its directory", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create<R: Read>(
+        &mut self,
+        path: &EntryPath,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let parent = self
+            .root
+            .dir(path.parent(), true)
+            .map_err(|e| resolve_error(name, e))?
+            .expect("created when missing");
+        let file_name = path.file_name();
+        let meta = Meta::read(entry, name)?;
+        let existing =
+            root::lstat_at(&parent, file_name).map_err(|e| io_error(name, "look at its path", e))?;
+        let keep_dir = kind == EntryType::Directory && existing.as_ref().is_some_and(root::is_dir);
+        if existing.is_some() && !keep_dir && kind != EntryType::Link {
+            root::remove_all(&parent, file_name)
+                .map_err(|e| io_error(name, "replace what is at its path", e))?;
+        }
+        match kind {
+            EntryType::Directory => {
+                if !keep_dir {
+                    rustix::fs::mkdirat(&parent, file_name, Mode::from_raw_mode(0o700))
+                        .map_err(|e| io_error(name, "create the directory", e.into()))?;
+                }
+                let fd = rustix::fs::openat(
+                    &parent,
+                    file_name,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_error(name, "open the directory", e.into()))?;
+                meta.set_on_fd(&fd, name, false)?;
+                self.dirs.push((path.clone(), meta.mtime, name.to_owned()));
+            }
+            EntryType::Regular => {
+                let fd = rustix::fs::openat(
+                    &parent,
+                    file_name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io_error(name, "create the file", e.into()))?;
+                let fd = self.copy_data(entry, fd, name)?;
+                meta.set_on_fd(&fd, name, true)?;
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                rustix::fs::symlinkat(target.as_slice(), &parent, file_name)
+                    .map_err(|e| io_error(name, "create the symlink", e.into()))?;
+                meta.set_at(&parent, file_name, name, false)?;
+            }
+            EntryType::Link => self.hardlink(path, &parent, existing.is_some(), entry, name)?,
+            _ => {
+                let (file_type, dev) = match kind {
+                    EntryType::Char => (FileType::CharacterDevice, device(entry, name)?),
+                    EntryType::Block => (FileType::BlockDevice, device(entry, name)?),
+                    _ => (FileType::Fifo, 0),
+                };
+                rustix::fs::mknodat(&parent, file_name, file_type, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| io_error(name, "create the node", e.into()))?;
+                meta.set_at(&parent, file_name, name, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes exactly the entry's declared size into the new file.
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        fd: OwnedFd,
+        name: &str,
+    ) -> Result<OwnedFd, ApplyError> {
+        let size = entry.size();
+        let mut file = File::from(fd);
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(self.buf.len());
+            let n = match entry.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(ApplyError::Truncated {
+                        entry: name.to_owned(),
+                        expected: size,
+                        read: size - left,
+                    });
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error(name, "read its data from the layer", e)),
+            };
+            file.write_all(&self.buf[..n])
+                .map_err(|e| io_error(name, "write the file", e))?;
+            left -= n as u64;
+        }
+        Ok(OwnedFd::from(file))
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        path: &EntryPath,
+        parent: &DirFd<'_>,
+        exists: bool,
+        entry: &tar::Entry<'_, R>,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let raw_target = entry.link_name_bytes().unwrap_or_default().into_owned();
+        let target_name = String::from_utf8_lossy(&raw_target).into_owned();
+        let refuse = |reason| ApplyError::RefusedLink {
+            entry: name.to_owned(),
+            target: target_name.clone(),
+            reason,
+        };
+        let target = EntryPath::parse(&raw_target).map_err(refuse)?;
+        if target.is_root() || target == *path {
+            return Err(refuse(Refusal::SelfOrRoot));
+        }
+        let target_dir = match self.root.dir(target.parent(), false) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => return Err(refuse(Refusal::Missing)),
+            Err(ResolveError::Refused(reason)) => return Err(refuse(reason)),
+            Err(ResolveError::Io(e)) => {
+                return Err(io_error(name, "open the hardlink target's directory", e));
+            }
+        };
+        match root::lstat_at(&target_dir, target.file_name()) {
+            Ok(Some(st)) if root::is_dir(&st) => return Err(refuse(Refusal::Directory)),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(refuse(Refusal::Missing)),
+            Err(e) => return Err(io_error(name, "look at the hardlink target", e)),
+        }
+        if exists {
+            root::remove_all(parent, path.file_name())
+                .map_err(|e| io_error(name, "replace what is at its path", e))?;
+        }
+        rustix::fs::linkat(
+            &target_dir,
+            target.file_name(),
+            parent,
+            path.file_name(),
+            AtFlags::empty(),
+        )
+        .map_err(|e| io_error(name, "create the hardlink", e.into()))
+    }
+}
+
+impl Meta {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, ApplyError> {
+        let header = entry.header();
+        let bad = |e| io_error(name, "read its header", e);
+        let mode = Mode::from_raw_mode(header.mode().map_err(bad)? & 0o7777);
+        let id = |v: u64| {
+            u32::try_from(v).map_err(|_| {
+                bad(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "owner id over 32 bits",
+                ))
+            })
+        };
+        let uid = Uid::from_raw(id(header.uid().map_err(bad)?)?);
+        let gid = Gid::from_raw(id(header.gid().map_err(bad)?)?);
+        let mut mtime = Timespec {
+            tv_sec: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let mut xattrs = Vec::new();
+        if let Some(extensions) = entry.pax_extensions().map_err(bad)? {
+            for extension in extensions {
+                let extension = extension.map_err(bad)?;
+                let key = extension.key_bytes();
+                if key == b"mtime" {
+                    if let Some(t) = parse_pax_time(extension.value_bytes()) {
+                        mtime = t;
+                    }
+                } else if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
+                    if !meta::is_overlay_xattr(xattr) {
+                        xattrs.push((xattr.to_vec(), extension.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// Sets owner, then attributes, then mode (a chown clears setuid bits and file capabilities), then
+    /// the mtime unless it is a directory's (set at the very end).
+    fn set_on_fd(&self, fd: &impl AsFd, name: &str, with_mtime: bool) -> Result<(), ApplyError> {
+        rustix::fs::fchown(fd, Some(self.uid), Some(self.gid))
+            .map_err(|e| io_error(name, "set its owner", e.into()))?;
+        for (key, value) in &self.xattrs {
+            rustix::fs::fsetxattr(fd, key.as_slice(), value, XattrFlags::empty()).map_err(|e| {
+                io_error(
+                    name,
+                    &format!("set xattr {}", String::from_utf8_lossy(key)),
+                    e.into(),
+                )
+            })?;
+        }
+        rustix::fs::fchmod(fd, self.mode).map_err(|e| io_error(name, "set its mode", e.into()))?;
+        if with_mtime {
+            rustix::fs::futimens(fd, &self.times()).map_err(|e| io_error(name, "set its mtime", e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// The same for what cannot be opened safely: symlinks (no mode on Linux) and device nodes or FIFOs
+    /// (opening one may block or touch hardware).
+    fn set_at(
+        &self,
+        dir: &impl AsFd,
+        file_name: &[u8],
+        name: &str,
+        with_mode: bool,
+    ) -> Result<(), ApplyError> {
+        rustix::fs::chownat(
+            dir,
+            file_name,
+            Some(self.uid),
+            Some(self.gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io_error(name, "set its owner", e.into()))?;
+        if !self.xattrs.is_empty() {
+            let path = root::proc_path(dir, file_name);
+            for (key, value) in &self.xattrs {
+                rustix::fs::lsetxattr(path.as_slice(), key.as_slice(), value, XattrFlags::empty()).map_err(
+                    |e| {
+                        io_error(
+                            name,
+                            &format!("set xattr {}", String::from_utf8_lossy(key)),
+                            e.into(),
+                        )
+                    },
+                )?;
+            }
+        }
+        if with_mode {
+            // We just made this node ourselves, so following a symlink here is not a risk.
+            rustix::fs::chmodat(dir, file_name, self.mode, AtFlags::empty())
+                .map_err(|e| io_error(name, "set its mode", e.into()))?;
+        }
+        rustix::fs::utimensat(dir, file_name, &self.times(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io_error(name, "set its mtime", e.into()))
+    }
+
+    fn times(&self) -> Timestamps {
+        Timestamps {
+            last_access: self.mtime,
+            last_modification: self.mtime,
+        }
+    }
+}
+
+fn device<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<u64, ApplyError> {
+    let header = entry.header();
+    let bad = |e| io_error(name, "read its device number", e);
+    let major = header.device_major().map_err(bad)?.unwrap_or(0);
+    let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
+    Ok(rustix::fs::makedev(major, minor))
+}
+
+/// Parses a PAX time, `<seconds>[.<fraction>]`, possibly negative.
+fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (negative, text) = text.strip_prefix('-').map_or((false, text), |t| (true, t));
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut nanos: i64 = 0;
+    for (i, b) in frac.bytes().chain(std::iter::repeat(b'0')).take(9).enumerate() {
+        let _ = i;
+        nanos = nanos * 10 + i64::from(b - b'0');
+    }
+    Some(match (negative, nanos) {
+        (false, _) => Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+        (true, 0) => Timespec {
+            tv_sec: -secs,
+            tv_nsec: 0,
+        },
+        (true, _) => Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: 1_000_000_000 - nanos,
+        },
+    })
+}
+
+fn refused(name: &str, reason: Refusal) -> ApplyError {
+    ApplyError::Refused {
+        entry: name.to_owned(),
+        reason,
+    }
+}
+
+fn resolve_error(name: &str, e: ResolveError) -> ApplyError {
+    match e {
+        ResolveError::Refused(reason) => refused(name, reason),
+        ResolveError::Io(source) => io_error(name, "open its directory", source),
+    }
+}
+
+fn io_error(name: &str, op: &str, source: io::Error) -> ApplyError {
+    ApplyError::Io {
+        entry: name.to_owned(),
+        op: op.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pax_time;
+
+    #[test]
+    fn pax_times_parse_with_fractions_and_signs() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("12x"), None);
+    }
+}
