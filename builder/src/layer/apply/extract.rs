@@ -11,6 +11,7 @@ use tar::EntryType;
 
 use super::entry_path::EntryPath;
 use super::root::{self, DirFd, ResolveError, Root};
+use super::tar_read::{Entry, TarReader};
 use crate::layer::changes::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::layer::{ApplyError, Refusal, meta};
 
@@ -45,15 +46,16 @@ impl<'r> Extract<'r> {
         }
     }
 
-    /// Applies one entry and returns its name as stored (for error messages about what follows).
-    pub(super) fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<String, ApplyError> {
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
+    /// Applies one entry (reading its data from `tar`) and returns its name as stored.
+    pub(super) fn entry<R: Read>(&mut self, entry: &Entry, tar: &mut TarReader<R>) -> Result<String, ApplyError> {
+        let raw = &entry.path;
+        let name = String::from_utf8_lossy(raw).into_owned();
         self.entries += 1;
-        let kind = entry.header().entry_type();
+        let kind = entry.kind;
+        if entry.sparse {
+            return Err(ApplyError::UnsupportedType { entry: name, type_flag: 'S' });
+        }
         match kind {
-            // Global PAX records hold nothing a layer needs (containerd ignores them too).
-            EntryType::XGlobalHeader => return Ok(name),
             EntryType::Regular
             | EntryType::Link
             | EntryType::Symlink
@@ -68,7 +70,7 @@ impl<'r> Extract<'r> {
                 });
             }
         }
-        let path = EntryPath::parse(&raw).map_err(|reason| refused(&name, reason))?;
+        let path = EntryPath::parse(raw).map_err(|reason| refused(&name, reason))?;
         if path.is_root() {
             return Ok(name);
         }
@@ -80,7 +82,7 @@ impl<'r> Extract<'r> {
         } else if let Some(victim) = file_name.strip_prefix(WHITEOUT_PREFIX) {
             self.whiteout(&path, victim, &name)?;
         } else {
-            self.create(&path, &mut entry, kind, &name)?;
+            self.create(&path, entry, tar, &name)?;
             self.created.insert(path.as_bytes().to_vec());
         }
         Ok(name)
@@ -144,17 +146,18 @@ impl<'r> Extract<'r> {
     fn create<R: Read>(
         &mut self,
         path: &EntryPath,
-        entry: &mut tar::Entry<'_, R>,
-        kind: EntryType,
+        entry: &Entry,
+        tar: &mut TarReader<R>,
         name: &str,
     ) -> Result<(), ApplyError> {
+        let kind = entry.kind;
         let parent = self
             .root
             .dir(path.parent(), true)
             .map_err(|e| resolve_error(name, e))?
             .expect("created when missing");
         let file_name = path.file_name();
-        let meta = Meta::read(entry, name)?;
+        let meta = Meta::of(entry, name)?;
         let existing =
             root::lstat_at(&parent, file_name).map_err(|e| io_error(name, "look at its path", e))?;
         let keep_dir = kind == EntryType::Directory && existing.as_ref().is_some_and(root::is_dir);
@@ -175,6 +178,9 @@ impl<'r> Extract<'r> {
                     Mode::empty(),
                 )
                 .map_err(|e| io_error(name, "open the directory", e.into()))?;
+                if keep_dir {
+                    meta.drop_other_xattrs(&fd, name)?;
+                }
                 meta.set_on_fd(&fd, name, false)?;
                 self.dirs.push((path.clone(), meta.mtime, name.to_owned()));
             }
@@ -186,20 +192,19 @@ impl<'r> Extract<'r> {
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| io_error(name, "create the file", e.into()))?;
-                let fd = self.copy_data(entry, fd, name)?;
+                let fd = self.copy_data(entry.size, tar, fd, name)?;
                 meta.set_on_fd(&fd, name, true)?;
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                rustix::fs::symlinkat(target.as_slice(), &parent, file_name)
+                rustix::fs::symlinkat(entry.link.as_slice(), &parent, file_name)
                     .map_err(|e| io_error(name, "create the symlink", e.into()))?;
                 meta.set_at(&parent, file_name, name, false)?;
             }
             EntryType::Link => self.hardlink(path, &parent, existing.is_some(), entry, name)?,
             _ => {
                 let (file_type, dev) = match kind {
-                    EntryType::Char => (FileType::CharacterDevice, device(entry, name)?),
-                    EntryType::Block => (FileType::BlockDevice, device(entry, name)?),
+                    EntryType::Char => (FileType::CharacterDevice, rustix::fs::makedev(entry.device.0, entry.device.1)),
+                    EntryType::Block => (FileType::BlockDevice, rustix::fs::makedev(entry.device.0, entry.device.1)),
                     _ => (FileType::Fifo, 0),
                 };
                 rustix::fs::mknodat(&parent, file_name, file_type, Mode::from_raw_mode(0o600), dev)
@@ -213,24 +218,24 @@ impl<'r> Extract<'r> {
     /// Writes exactly the entry's declared size into the new file.
     fn copy_data<R: Read>(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        size: u64,
+        tar: &mut TarReader<R>,
         fd: OwnedFd,
         name: &str,
     ) -> Result<OwnedFd, ApplyError> {
-        let size = entry.size();
         let mut file = File::from(fd);
         let mut left = size;
         while left > 0 {
             let want = usize::try_from(left).unwrap_or(usize::MAX).min(self.buf.len());
-            let n = match entry.read(&mut self.buf[..want]) {
-                Ok(0) => {
+            let n = match tar.read_data(&mut self.buf[..want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     return Err(ApplyError::Truncated {
                         entry: name.to_owned(),
                         expected: size,
                         read: size - left,
                     });
                 }
-                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_error(name, "read its data from the layer", e)),
             };
@@ -241,22 +246,22 @@ impl<'r> Extract<'r> {
         Ok(OwnedFd::from(file))
     }
 
-    fn hardlink<R: Read>(
+    fn hardlink(
         &mut self,
         path: &EntryPath,
         parent: &DirFd<'_>,
         exists: bool,
-        entry: &tar::Entry<'_, R>,
+        entry: &Entry,
         name: &str,
     ) -> Result<(), ApplyError> {
-        let raw_target = entry.link_name_bytes().unwrap_or_default().into_owned();
-        let target_name = String::from_utf8_lossy(&raw_target).into_owned();
+        let raw_target = &entry.link;
+        let target_name = String::from_utf8_lossy(raw_target).into_owned();
         let refuse = |reason| ApplyError::RefusedLink {
             entry: name.to_owned(),
             target: target_name.clone(),
             reason,
         };
-        let target = EntryPath::parse(&raw_target).map_err(refuse)?;
+        let target = EntryPath::parse(raw_target).map_err(refuse)?;
         if target.is_root() || target == *path {
             return Err(refuse(Refusal::SelfOrRoot));
         }
@@ -290,46 +295,18 @@ impl<'r> Extract<'r> {
 }
 
 impl Meta {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, ApplyError> {
-        let header = entry.header();
-        let bad = |e| io_error(name, "read its header", e);
-        let mode = Mode::from_raw_mode(header.mode().map_err(bad)? & 0o7777);
+    fn of(entry: &Entry, name: &str) -> Result<Meta, ApplyError> {
         let id = |v: u64| {
             u32::try_from(v).map_err(|_| {
-                bad(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "owner id over 32 bits",
-                ))
+                io_error(name, "read its header", io::Error::new(io::ErrorKind::InvalidData, "owner id over 32 bits"))
             })
         };
-        let uid = Uid::from_raw(id(header.uid().map_err(bad)?)?);
-        let gid = Gid::from_raw(id(header.gid().map_err(bad)?)?);
-        let mut mtime = Timespec {
-            tv_sec: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX),
-            tv_nsec: 0,
-        };
-        let mut xattrs = Vec::new();
-        if let Some(extensions) = entry.pax_extensions().map_err(bad)? {
-            for extension in extensions {
-                let extension = extension.map_err(bad)?;
-                let key = extension.key_bytes();
-                if key == b"mtime" {
-                    if let Some(t) = parse_pax_time(extension.value_bytes()) {
-                        mtime = t;
-                    }
-                } else if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
-                    if !meta::is_overlay_xattr(xattr) {
-                        xattrs.push((xattr.to_vec(), extension.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
         Ok(Meta {
-            mode,
-            uid,
-            gid,
-            mtime,
-            xattrs,
+            mode: Mode::from_raw_mode(entry.mode),
+            uid: Uid::from_raw(id(entry.uid)?),
+            gid: Gid::from_raw(id(entry.gid)?),
+            mtime: entry.mtime,
+            xattrs: entry.xattrs.iter().filter(|(k, _)| !meta::is_overlay_xattr(k)).cloned().collect(),
         })
     }
 
@@ -350,6 +327,25 @@ impl Meta {
         rustix::fs::fchmod(fd, self.mode).map_err(|e| io_error(name, "set its mode", e.into()))?;
         if with_mtime {
             rustix::fs::futimens(fd, &self.times()).map_err(|e| io_error(name, "set its mtime", e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// A directory the layer keeps takes the entry's attributes as a whole: those it had and the entry
+    /// does not list are removed (save the ones layers never carry, which belong to the host).
+    fn drop_other_xattrs(&self, fd: &impl AsFd, name: &str) -> Result<(), ApplyError> {
+        let failed = |e: rustix::io::Errno| io_error(name, "replace its xattrs", e.into());
+        let size = match rustix::fs::flistxattr_query(fd) {
+            Ok(0) | Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+            Ok(size) => size,
+            Err(e) => return Err(failed(e)),
+        };
+        let mut list = vec![0; size];
+        let len = rustix::fs::flistxattr(fd, &mut list[..]).map_err(failed)?;
+        for key in list[..len].split(|&b| b == 0).filter(|k| !k.is_empty()) {
+            if meta::is_emitted_xattr(key) && !self.xattrs.iter().any(|(k, _)| k == key) {
+                rustix::fs::fremovexattr(fd, key).map_err(failed)?;
+            }
         }
         Ok(())
     }
@@ -402,44 +398,6 @@ impl Meta {
     }
 }
 
-fn device<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<u64, ApplyError> {
-    let header = entry.header();
-    let bad = |e| io_error(name, "read its device number", e);
-    let major = header.device_major().map_err(bad)?.unwrap_or(0);
-    let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
-    Ok(rustix::fs::makedev(major, minor))
-}
-
-/// Parses a PAX time, `<seconds>[.<fraction>]`, possibly negative.
-fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (negative, text) = text.strip_prefix('-').map_or((false, text), |t| (true, t));
-    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut nanos: i64 = 0;
-    for (i, b) in frac.bytes().chain(std::iter::repeat(b'0')).take(9).enumerate() {
-        let _ = i;
-        nanos = nanos * 10 + i64::from(b - b'0');
-    }
-    Some(match (negative, nanos) {
-        (false, _) => Timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        },
-        (true, 0) => Timespec {
-            tv_sec: -secs,
-            tv_nsec: 0,
-        },
-        (true, _) => Timespec {
-            tv_sec: -secs - 1,
-            tv_nsec: 1_000_000_000 - nanos,
-        },
-    })
-}
-
 fn refused(name: &str, reason: Refusal) -> ApplyError {
     ApplyError::Refused {
         entry: name.to_owned(),
@@ -459,19 +417,5 @@ fn io_error(name: &str, op: &str, source: io::Error) -> ApplyError {
         entry: name.to_owned(),
         op: op.to_owned(),
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_pax_time;
-
-    #[test]
-    fn pax_times_parse_with_fractions_and_signs() {
-        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
-        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
-        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
-        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
-        assert_eq!(t("12x"), None);
     }
 }

@@ -56,11 +56,6 @@ impl<R: Read> Digesting<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub(crate) fn count(&self) -> u64 {
-        self.count
-    }
-
     /// Reads to the end (a tar's trailing padding belongs to the diff_id too) and returns the sha256.
     pub(crate) fn finish(mut self) -> io::Result<([u8; 32], u64)> {
         io::copy(&mut self, &mut io::sink())?;

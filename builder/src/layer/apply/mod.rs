@@ -27,14 +27,16 @@ mod entry_path;
 mod extract;
 mod input;
 mod root;
+mod tar_read;
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
 use super::{ApplyError, Compression, Digest};
 use extract::Extract;
 use input::Digesting;
 use root::Root;
+use tar_read::TarReader;
 
 /// What to do with a symlink met on the way to an entry (not at the entry itself, which is always
 /// replaced, never followed).
@@ -111,31 +113,21 @@ pub fn apply<R: Read>(layer: R, target: &Path, options: &ApplyOptions) -> Result
         source,
     })?;
     let (stream, compression) = input::decompress(layer)?;
-    let mut digesting = Digesting::new(stream);
+    let mut tar = TarReader::new(Digesting::new(stream));
     let mut extract = Extract::new(&root);
-
     let mut last: Option<String> = None;
-    let mut end_of_entries = 0;
-    {
-        let mut archive = tar::Archive::new(&mut digesting);
-        let entries = archive
-            .entries()
-            .map_err(|source| ApplyError::Corrupt { after: None, source })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| ApplyError::Corrupt {
-                after: last.clone(),
-                source,
-            })?;
-            end_of_entries = entry.raw_file_position() + entry.size().next_multiple_of(512);
-            last = Some(extract.entry(entry)?);
-        }
+    loop {
+        let entry = match tar.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ApplyError::MissingEnd { after: last }),
+            Err(source) => return Err(ApplyError::Corrupt { after: last, source }),
+        };
+        last = Some(extract.entry(&entry, &mut tar)?);
     }
-    // The parser stops at the first zero block, or quietly at the end of the stream. Only the former
-    // means the tar is whole: it read one more block than the last entry spans.
-    if digesting.count() < end_of_entries + 512 {
-        return Err(ApplyError::MissingEnd { after: last });
-    }
-    let (diff_id, uncompressed_size) = digesting
+    // What follows the end-of-archive block (more zero padding) is part of the diff_id too.
+    let (diff_id, uncompressed_size) = tar
+        .into_inner()
         .finish()
         .map_err(|source| ApplyError::Corrupt { after: last, source })?;
     let entries = extract.finish()?;
