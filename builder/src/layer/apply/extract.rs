@@ -47,13 +47,20 @@ impl<'r> Extract<'r> {
     }
 
     /// Applies one entry (reading its data from `tar`) and returns its name as stored.
-    pub(super) fn entry<R: Read>(&mut self, entry: &Entry, tar: &mut TarReader<R>) -> Result<String, ApplyError> {
+    pub(super) fn entry<R: Read>(
+        &mut self,
+        entry: &Entry,
+        tar: &mut TarReader<R>,
+    ) -> Result<String, ApplyError> {
         let raw = &entry.path;
         let name = String::from_utf8_lossy(raw).into_owned();
         self.entries += 1;
         let kind = entry.kind;
         if entry.sparse {
-            return Err(ApplyError::UnsupportedType { entry: name, type_flag: 'S' });
+            return Err(ApplyError::UnsupportedType {
+                entry: name,
+                type_flag: 'S',
+            });
         }
         match kind {
             EntryType::Regular
@@ -203,8 +210,14 @@ impl<'r> Extract<'r> {
             EntryType::Link => self.hardlink(path, &parent, existing.is_some(), entry, name)?,
             _ => {
                 let (file_type, dev) = match kind {
-                    EntryType::Char => (FileType::CharacterDevice, rustix::fs::makedev(entry.device.0, entry.device.1)),
-                    EntryType::Block => (FileType::BlockDevice, rustix::fs::makedev(entry.device.0, entry.device.1)),
+                    EntryType::Char => (
+                        FileType::CharacterDevice,
+                        rustix::fs::makedev(entry.device.0, entry.device.1),
+                    ),
+                    EntryType::Block => (
+                        FileType::BlockDevice,
+                        rustix::fs::makedev(entry.device.0, entry.device.1),
+                    ),
                     _ => (FileType::Fifo, 0),
                 };
                 rustix::fs::mknodat(&parent, file_name, file_type, Mode::from_raw_mode(0o600), dev)
@@ -298,7 +311,11 @@ impl Meta {
     fn of(entry: &Entry, name: &str) -> Result<Meta, ApplyError> {
         let id = |v: u64| {
             u32::try_from(v).map_err(|_| {
-                io_error(name, "read its header", io::Error::new(io::ErrorKind::InvalidData, "owner id over 32 bits"))
+                io_error(
+                    name,
+                    "read its header",
+                    io::Error::new(io::ErrorKind::InvalidData, "owner id over 32 bits"),
+                )
             })
         };
         Ok(Meta {
@@ -306,7 +323,12 @@ impl Meta {
             uid: Uid::from_raw(id(entry.uid)?),
             gid: Gid::from_raw(id(entry.gid)?),
             mtime: entry.mtime,
-            xattrs: entry.xattrs.iter().filter(|(k, _)| !meta::is_overlay_xattr(k)).cloned().collect(),
+            xattrs: entry
+                .xattrs
+                .iter()
+                .filter(|(k, _)| !meta::is_overlay_xattr(k))
+                .cloned()
+                .collect(),
         })
     }
 

@@ -120,7 +120,9 @@ pub fn apply<R: Read>(layer: R, target: &Path, options: &ApplyOptions) -> Result
         let entry = match tar.next_entry() {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ApplyError::MissingEnd { after: last }),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(ApplyError::MissingEnd { after: last });
+            }
             Err(source) => return Err(ApplyError::Corrupt { after: last, source }),
         };
         last = Some(extract.entry(&entry, &mut tar)?);

@@ -69,7 +69,9 @@ impl<R: Read> TarReader<R> {
         let mut pending = Pending::default();
         loop {
             let mut block = [0u8; BLOCK];
-            self.inner.read_exact(&mut block).map_err(|e| eof_as("the stream ends before the end-of-archive marker", e))?;
+            self.inner
+                .read_exact(&mut block)
+                .map_err(|e| eof_as("the stream ends before the end-of-archive marker", e))?;
             if block.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
@@ -97,7 +99,10 @@ impl<R: Read> TarReader<R> {
         }
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the stream ends inside the entry's data"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ends inside the entry's data",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -108,7 +113,13 @@ impl<R: Read> TarReader<R> {
         self.inner
     }
 
-    fn start_entry(&mut self, header: &Header, kind: EntryType, size: u64, pending: Pending) -> io::Result<Entry> {
+    fn start_entry(
+        &mut self,
+        header: &Header,
+        kind: EntryType,
+        size: u64,
+        pending: Pending,
+    ) -> io::Result<Entry> {
         let size = pending.size.unwrap_or(size);
         // Only these carry data; for the rest a size field is noise that some writers leave behind.
         let data = match kind {
@@ -132,9 +143,12 @@ impl<R: Read> TarReader<R> {
         Ok(Entry {
             path: pending.path.unwrap_or_else(|| header.path_bytes().into_owned()),
             kind,
-            link: pending
-                .link
-                .unwrap_or_else(|| header.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default()),
+            link: pending.link.unwrap_or_else(|| {
+                header
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default()
+            }),
             size: data,
             mode: header.mode()? & 0o7777,
             uid: pending.uid.map_or_else(|| header.uid(), Ok)?,
@@ -148,10 +162,14 @@ impl<R: Read> TarReader<R> {
 
     fn read_extension(&mut self, size: u64) -> io::Result<Vec<u8>> {
         if size > MAX_EXTENSION {
-            return Err(invalid(format!("an extension header of {size} bytes is larger than kiln accepts")));
+            return Err(invalid(format!(
+                "an extension header of {size} bytes is larger than kiln accepts"
+            )));
         }
         let mut data = vec![0; usize::try_from(size).expect("capped")];
-        self.inner.read_exact(&mut data).map_err(|e| eof_as("the stream ends inside an extension header", e))?;
+        self.inner
+            .read_exact(&mut data)
+            .map_err(|e| eof_as("the stream ends inside an extension header", e))?;
         self.skip(size.next_multiple_of(BLOCK as u64) - size)?;
         Ok(data)
     }
@@ -166,17 +184,32 @@ impl<R: Read> TarReader<R> {
     fn skip(&mut self, n: u64) -> io::Result<()> {
         let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
         if copied < n {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the stream ends inside an entry"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ends inside an entry",
+            ));
         }
         Ok(())
     }
 }
 
 fn check_sum(block: &[u8; BLOCK], header: &Header) -> io::Result<()> {
-    let stored = header.cksum().map_err(|_| invalid("a header's checksum field is not a number"))?;
-    let unsigned: u32 = block[..148].iter().chain(&block[156..]).map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+    let stored = header
+        .cksum()
+        .map_err(|_| invalid("a header's checksum field is not a number"))?;
+    let unsigned: u32 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| u32::from(b))
+        .sum::<u32>()
+        + 8 * 32;
     // Some old writers summed signed chars; accept their checksums too.
-    let signed: i64 = block[..148].iter().chain(&block[156..]).map(|&b| i64::from(b.cast_signed())).sum::<i64>() + 8 * 32;
+    let signed: i64 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| i64::from(b.cast_signed()))
+        .sum::<i64>()
+        + 8 * 32;
     if stored == unsigned || i64::from(stored) == signed {
         Ok(())
     } else {
@@ -187,7 +220,10 @@ fn check_sum(block: &[u8; BLOCK], header: &Header) -> io::Result<()> {
 /// Parses PAX records, `"<len> <key>=<value>\n"`, by their length (values may hold any byte).
 fn parse_pax(mut data: &[u8], pending: &mut Pending) -> io::Result<()> {
     while !data.is_empty() {
-        let space = data.iter().position(|&b| b == b' ').ok_or_else(|| invalid("a PAX record has no length"))?;
+        let space = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| invalid("a PAX record has no length"))?;
         let len: usize = std::str::from_utf8(&data[..space])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -195,8 +231,13 @@ fn parse_pax(mut data: &[u8], pending: &mut Pending) -> io::Result<()> {
             .ok_or_else(|| invalid("a PAX record's length is wrong"))?;
         let record = &data[space + 1..len];
         data = &data[len..];
-        let record = record.strip_suffix(b"\n").ok_or_else(|| invalid("a PAX record does not end with a newline"))?;
-        let eq = record.iter().position(|&b| b == b'=').ok_or_else(|| invalid("a PAX record has no `=`"))?;
+        let record = record
+            .strip_suffix(b"\n")
+            .ok_or_else(|| invalid("a PAX record does not end with a newline"))?;
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| invalid("a PAX record has no `=`"))?;
         let (key, value) = (&record[..eq], &record[eq + 1..]);
         let number = || {
             std::str::from_utf8(value)
@@ -237,9 +278,18 @@ pub(crate) fn parse_time(value: &[u8]) -> Option<Timespec> {
         .take(9)
         .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
     Some(match (negative, nanos) {
-        (false, _) => Timespec { tv_sec: secs, tv_nsec: nanos },
-        (true, 0) => Timespec { tv_sec: -secs, tv_nsec: 0 },
-        (true, _) => Timespec { tv_sec: -secs - 1, tv_nsec: 1_000_000_000 - nanos },
+        (false, _) => Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+        (true, 0) => Timespec {
+            tv_sec: -secs,
+            tv_nsec: 0,
+        },
+        (true, _) => Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: 1_000_000_000 - nanos,
+        },
     })
 }
 
@@ -269,7 +319,11 @@ mod tests {
     #[test]
     fn pax_values_may_hold_newlines() {
         let mut pending = Pending::default();
-        parse_pax(b"30 SCHILY.xattr.user.k=a\nb\x00c\n16 path=x\ny/z.d\n", &mut pending).unwrap();
+        parse_pax(
+            b"30 SCHILY.xattr.user.k=a\nb\x00c\n16 path=x\ny/z.d\n",
+            &mut pending,
+        )
+        .unwrap();
         assert_eq!(pending.xattrs, vec![(b"user.k".to_vec(), b"a\nb\x00c".to_vec())]);
         assert_eq!(pending.path.as_deref(), Some(&b"x\ny/z.d"[..]));
     }

@@ -13,7 +13,11 @@ use std::process::Command;
 use kiln_builder::layer::{self, Changes, Compression, DiffOptions, LayerDescriptor};
 
 /// Diffs `tree` against `parent` into memory.
-pub(crate) fn diff_trees(parent: Option<&Path>, tree: &Path, compression: Compression) -> (LayerDescriptor, Vec<u8>) {
+pub(crate) fn diff_trees(
+    parent: Option<&Path>,
+    tree: &Path,
+    compression: Compression,
+) -> (LayerDescriptor, Vec<u8>) {
     let options = DiffOptions::new().compression(compression).threads(2);
     layer::diff(Changes::TreeCompare { parent, tree }, Vec::new(), &options).expect("diff")
 }
@@ -43,38 +47,62 @@ pub(crate) struct Listed {
     pub(crate) data: Vec<u8>,
 }
 
-/// Lists every entry of a (possibly compressed) layer, PAX records included.
+/// Lists every entry of a (possibly compressed) layer, PAX records included. The `tar` crate reads the
+/// headers in raw mode; PAX records are split here by their length prefix, as the format says (the
+/// crate's own PAX iterator splits on newlines and breaks on binary xattr values).
 pub(crate) fn list(blob: &[u8]) -> Vec<Listed> {
     let tar = uncompressed(blob);
     let mut archive = tar::Archive::new(&tar[..]);
     let mut out = Vec::new();
-    for entry in archive.entries().unwrap() {
+    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in archive.entries().unwrap().raw(true) {
         let mut entry = entry.unwrap();
         let header = entry.header().clone();
-        assert_eq!(header.username_bytes(), Some(&b""[..]), "user names stay empty");
-        assert_eq!(header.groupname_bytes(), Some(&b""[..]), "group names stay empty");
-        let pax = entry
-            .pax_extensions()
-            .unwrap()
-            .map(|exts| {
-                exts.map(|e| {
-                    let e = e.unwrap();
-                    (e.key().unwrap().to_owned(), e.value_bytes().to_vec())
-                })
-                .collect()
-            })
-            .unwrap_or_default();
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if header.entry_type() == tar::EntryType::XHeader {
+            pax = parse_pax(&data);
+            continue;
+        }
+        assert_eq!(header.username_bytes(), Some(&b""[..]), "user names stay empty");
+        assert_eq!(header.groupname_bytes(), Some(&b""[..]), "group names stay empty");
+        let record = |key: &str| {
+            pax.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let path =
+            record("path").unwrap_or_else(|| String::from_utf8_lossy(&header.path_bytes()).into_owned());
+        let link = record("linkpath").or_else(|| {
+            header
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+        });
         out.push(Listed {
-            path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            path,
             kind: char::from(header.entry_type().as_byte()),
             mode: header.mode().unwrap(),
             mtime: header.mtime().unwrap(),
-            link: entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()),
-            pax,
+            link,
+            pax: std::mem::take(&mut pax),
             data,
         });
+    }
+    out
+}
+
+fn parse_pax(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let space = data.iter().position(|&b| b == b' ').unwrap();
+        let len: usize = std::str::from_utf8(&data[..space]).unwrap().parse().unwrap();
+        let record = &data[space + 1..len - 1];
+        let eq = record.iter().position(|&b| b == b'=').unwrap();
+        out.push((
+            String::from_utf8(record[..eq].to_vec()).unwrap(),
+            record[eq + 1..].to_vec(),
+        ));
+        data = &data[len..];
     }
     out
 }
@@ -99,13 +127,18 @@ impl Overlay {
             .status()
             .expect("run mount");
         assert!(status.success(), "mount overlay on {}", merged.display());
-        Overlay { merged: merged.to_owned() }
+        Overlay {
+            merged: merged.to_owned(),
+        }
     }
 }
 
 impl Drop for Overlay {
     fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.merged).status().is_ok_and(|s| s.success());
+        let ok = Command::new("umount")
+            .arg(&self.merged)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             let _ = Command::new("umount").arg("-l").arg(&self.merged).status();
         }

@@ -31,9 +31,16 @@ fn dirs(names: &[&str]) -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
     (base, paths)
 }
 
-fn apply_and_compare(lower: &Path, target: &Path, blob: &[u8], want: &tree::Tree, links: bool) -> Result<(), TestCaseError> {
+fn apply_and_compare(
+    lower: &Path,
+    target: &Path,
+    blob: &[u8],
+    want: &tree::Tree,
+    links: bool,
+) -> Result<(), TestCaseError> {
     tree::copy_tree(lower, target);
-    layer::apply(blob, target, &ApplyOptions::new()).map_err(|e| TestCaseError::fail(format!("apply: {e:?}")))?;
+    layer::apply(blob, target, &ApplyOptions::new())
+        .map_err(|e| TestCaseError::fail(format!("apply: {e:?}")))?;
     let differences = tree::differences(want, &tree::capture(target, links));
     prop_assert!(differences.is_empty(), "{}", differences.join("\n"));
     Ok(())

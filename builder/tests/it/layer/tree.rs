@@ -75,7 +75,9 @@ pub(crate) fn capture(root: &Path, links: bool) -> Tree {
             xattrs: xattrs(path)
                 .into_iter()
                 .filter(|(k, _)| {
-                    !k.starts_with(b"trusted.overlay.") && !k.starts_with(b"user.overlay.") && k != b"security.selinux"
+                    !k.starts_with(b"trusted.overlay.")
+                        && !k.starts_with(b"user.overlay.")
+                        && k != b"security.selinux"
                 })
                 .collect(),
             link_group: None,
@@ -93,7 +95,10 @@ pub(crate) fn capture(root: &Path, links: bool) -> Tree {
 
 fn walk(root: &Path, rel: &[u8], f: &mut impl FnMut(&[u8], &fs::Metadata, &Path)) {
     let dir = root.join(OsStr::from_bytes(rel));
-    let mut names: Vec<OsString> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<OsString> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     for name in names {
         let child_rel = join(rel, name.as_bytes());
@@ -207,30 +212,81 @@ fn set_metadata(path: &Path, md: &fs::Metadata, xattrs: &BTreeMap<Vec<u8>, Vec<u
 }
 
 pub(crate) fn set_times(path: &Path, secs: i64) {
-    let t = Timespec { tv_sec: secs, tv_nsec: 0 };
-    let times = Timestamps { last_access: t, last_modification: t };
+    let t = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
     rustix::fs::utimensat(rustix::fs::CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).unwrap();
 }
 
 /// A valid `security.capability` value (revision 2, effective, `cap_net_bind_service` permitted).
-pub(crate) const CAP_NET_BIND_SERVICE: [u8; 20] =
-    [0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+pub(crate) const CAP_NET_BIND_SERVICE: [u8; 20] = [
+    0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
 
 /// One random change to a tree. `pick` and `at` choose among the paths present when the change is made
 /// (any path, or any directory including the root), so a sequence stays meaningful while it shrinks.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    WriteFile { at: usize, name: Name, len: usize },
-    Modify { pick: usize },
-    Remove { pick: usize },
-    Mkdir { at: usize, name: Name },
-    Chmod { pick: usize, mode: u32 },
-    Chown { pick: usize, uid: u32, gid: u32 },
-    Symlink { at: usize, name: Name, target: Vec<u8> },
-    Hardlink { pick: usize, at: usize, name: Name },
-    Xattr { pick: usize, key: &'static str, value: Vec<u8> },
-    Special { at: usize, name: Name, kind: u8 },
-    Rename { pick: usize, at: usize, name: Name },
+    WriteFile {
+        at: usize,
+        name: Name,
+        len: usize,
+    },
+    Modify {
+        pick: usize,
+    },
+    Remove {
+        pick: usize,
+    },
+    Mkdir {
+        at: usize,
+        name: Name,
+    },
+    Chmod {
+        pick: usize,
+        mode: u32,
+    },
+    Chown {
+        pick: usize,
+        uid: u32,
+        gid: u32,
+    },
+    Symlink {
+        at: usize,
+        name: Name,
+        target: Vec<u8>,
+    },
+    Hardlink {
+        pick: usize,
+        at: usize,
+        name: Name,
+    },
+    Xattr {
+        pick: usize,
+        key: &'static str,
+        value: Vec<u8>,
+    },
+    Special {
+        at: usize,
+        name: Name,
+        kind: u8,
+    },
+    Rename {
+        pick: usize,
+        at: usize,
+        name: Name,
+    },
+    /// Deletes the path and makes a new directory (or an empty file) in its place: the overlay case of
+    /// an opaque directory, and type changes both ways.
+    Recreate {
+        pick: usize,
+        as_dir: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -266,6 +322,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, key, value)| Op::Xattr { pick, key, value }),
         1 => (pick, name(), 0u8..3).prop_map(|(at, name, kind)| Op::Special { at, name, kind }),
         1 => (pick, pick, name()).prop_map(|(pick, at, name)| Op::Rename { pick, at, name }),
+        2 => (pick, any::<bool>()).prop_map(|(pick, as_dir)| Op::Recreate { pick, as_dir }),
     ]
 }
 
@@ -278,13 +335,19 @@ pub(crate) fn apply_ops(root: &Path, ops: &[Op], mut id: u64) {
         id += 1;
         let all = paths(root, false);
         let dirs = paths(root, true);
-        let any = |pick: usize| (!all.is_empty()).then(|| root.join(OsStr::from_bytes(&all[pick % all.len()])));
+        let any =
+            |pick: usize| (!all.is_empty()).then(|| root.join(OsStr::from_bytes(&all[pick % all.len()])));
         let dir = |at: usize| root.join(OsStr::from_bytes(&dirs[at % dirs.len()]));
         let _ = apply_op(op, id, &any, &dir);
     }
 }
 
-fn apply_op(op: &Op, id: u64, any: &dyn Fn(usize) -> Option<PathBuf>, dir: &dyn Fn(usize) -> PathBuf) -> io::Result<()> {
+fn apply_op(
+    op: &Op,
+    id: u64,
+    any: &dyn Fn(usize) -> Option<PathBuf>,
+    dir: &dyn Fn(usize) -> PathBuf,
+) -> io::Result<()> {
     let fresh = |at: usize, name: &Name| -> io::Result<PathBuf> {
         let path = dir(at).join(OsStr::from_bytes(&name.0));
         remove(&path)?;
@@ -304,7 +367,9 @@ fn apply_op(op: &Op, id: u64, any: &dyn Fn(usize) -> Option<PathBuf>, dir: &dyn 
             }
             _ => Ok(()),
         },
-        Op::Chown { pick, uid, gid } => any(*pick).map_or(Ok(()), |p| std::os::unix::fs::lchown(p, Some(*uid), Some(*gid))),
+        Op::Chown { pick, uid, gid } => {
+            any(*pick).map_or(Ok(()), |p| std::os::unix::fs::lchown(p, Some(*uid), Some(*gid)))
+        }
         Op::Symlink { at, name, target } => {
             let mut target = target.clone();
             target.extend_from_slice(format!("-{id}").as_bytes());
@@ -323,7 +388,11 @@ fn apply_op(op: &Op, id: u64, any: &dyn Fn(usize) -> Option<PathBuf>, dir: &dyn 
         },
         Op::Xattr { pick, key, value } => match any(*pick) {
             Some(p) => {
-                let value = if *key == "security.capability" { CAP_NET_BIND_SERVICE.to_vec() } else { value.clone() };
+                let value = if *key == "security.capability" {
+                    CAP_NET_BIND_SERVICE.to_vec()
+                } else {
+                    value.clone()
+                };
                 rustix::fs::lsetxattr(&p, *key, &value, XattrFlags::empty()).map_err(io::Error::from)
             }
             None => Ok(()),
@@ -335,7 +404,8 @@ fn apply_op(op: &Op, id: u64, any: &dyn Fn(usize) -> Option<PathBuf>, dir: &dyn 
                 _ => (FileType::BlockDevice, rustix::fs::makedev(7, 42)),
             };
             let path = fresh(*at, name)?;
-            rustix::fs::mknodat(rustix::fs::CWD, &path, file_type, Mode::from_raw_mode(0o640), dev).map_err(io::Error::from)
+            rustix::fs::mknodat(rustix::fs::CWD, &path, file_type, Mode::from_raw_mode(0o640), dev)
+                .map_err(io::Error::from)
         }
         Op::Rename { pick, at, name } => match any(*pick) {
             Some(p) => {
@@ -345,6 +415,17 @@ fn apply_op(op: &Op, id: u64, any: &dyn Fn(usize) -> Option<PathBuf>, dir: &dyn 
                 }
                 remove(&to)?;
                 fs::rename(p, to)
+            }
+            None => Ok(()),
+        },
+        Op::Recreate { pick, as_dir } => match any(*pick) {
+            Some(p) => {
+                remove(&p)?;
+                if *as_dir {
+                    fs::create_dir(p)
+                } else {
+                    fs::write(p, content(id, 10))
+                }
             }
             None => Ok(()),
         },
