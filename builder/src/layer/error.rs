@@ -146,6 +146,13 @@ pub enum Refusal {
         /// The path of the symlink, relative to the root.
         component: String,
     },
+    /// With [`ParentSymlinks::FollowInRoot`](super::ParentSymlinks::FollowInRoot): a symlink on the path
+    /// leads to nothing (kiln does not create directories at a symlink's target).
+    #[error("{component:?} on its path is a symbolic link to nothing")]
+    DanglingSymlink {
+        /// The path of the symlink, relative to the root.
+        component: String,
+    },
     /// A parent of the path exists and is not a directory.
     #[error("{component:?} on its path is not a directory")]
     ParentNotDirectory {

@@ -33,7 +33,10 @@ pub(crate) struct BlockGzip<W: Write> {
 
 /// Where blocks are compressed: inline on the caller's thread, or on a pool of threads.
 enum Engine {
-    Inline { deflate: Compress, out: Vec<u8> },
+    Inline {
+        level: flate2::Compression,
+        out: Vec<u8>,
+    },
     Pool(Pool),
 }
 
@@ -64,7 +67,7 @@ impl<W: Write> BlockGzip<W> {
         let level = flate2::Compression::new(level.min(9));
         let engine = if threads <= 1 {
             Engine::Inline {
-                deflate: Compress::new(level, false),
+                level,
                 out: Vec::new(),
             }
         } else {
@@ -101,8 +104,8 @@ impl<W: Write> BlockGzip<W> {
         };
         let dict = mem::replace(&mut self.dict, next_dict);
         match &mut self.engine {
-            Engine::Inline { deflate, out } => {
-                deflate_block(deflate, &dict, &self.input, last, out)?;
+            Engine::Inline { level, out } => {
+                deflate_block(*level, &dict, &self.input, last, out)?;
                 self.out.write_all(out)?;
                 self.input.clear();
             }
@@ -158,11 +161,9 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("kiln-gzip-{i}"))
                 .spawn(move || {
-                    let mut deflate = Compress::new(level, false);
                     for mut job in job_rx {
                         let result =
-                            deflate_block(&mut deflate, &job.dict, &job.data, job.last, &mut job.out)
-                                .map(|()| job);
+                            deflate_block(level, &job.dict, &job.data, job.last, &mut job.out).map(|()| job);
                         if done_tx.send(result).is_err() {
                             break;
                         }
@@ -217,39 +218,112 @@ impl Drop for Pool {
 
 /// Deflates one block into `out` (raw deflate, no header): primed with `dict`, ended by a sync flush,
 /// or by the end of the stream when `last`.
+///
+/// Every block gets a fresh compressor: zlib-rs's `reset` keeps state that changes the output, which
+/// would make the bytes depend on which thread compressed which block.
+///
+/// All input goes in without flushing first, then the flush is asked for on its own, so the output
+/// never depends on how much room the output buffer happened to have (a sync flush requested while
+/// input remains would cut the block wherever the buffer filled up).
 fn deflate_block(
-    deflate: &mut Compress,
+    level: flate2::Compression,
     dict: &[u8],
     data: &[u8],
     last: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    deflate.reset();
+    let mut deflate = Compress::new(level, false);
     if !dict.is_empty() {
         deflate.set_dictionary(dict).map_err(io::Error::other)?;
     }
     out.clear();
+    // Room for incompressible data plus block overhead: one pass in the usual case.
+    out.reserve(data.len() + data.len() / 64 + 1024);
+    let mut consumed = 0;
+    while consumed < data.len() {
+        grow(out);
+        let before = deflate.total_in();
+        deflate
+            .compress_vec(&data[consumed..], out, FlushCompress::None)
+            .map_err(io::Error::other)?;
+        consumed += usize::try_from(deflate.total_in() - before).expect("block-sized");
+    }
     let flush = if last {
         FlushCompress::Finish
     } else {
         FlushCompress::Sync
     };
-    let mut consumed = 0;
     loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(data.len() / 2 + 1024);
-        }
-        let before = deflate.total_in();
-        let status = deflate
-            .compress_vec(&data[consumed..], out, flush)
-            .map_err(io::Error::other)?;
-        consumed += usize::try_from(deflate.total_in() - before).expect("block-sized");
-        let room_left = out.len() < out.capacity();
+        grow(out);
+        let status = deflate.compress_vec(&[], out, flush).map_err(io::Error::other)?;
         match status {
             Status::StreamEnd => return Ok(()),
-            // A sync flush is complete once all input is taken and the output was not cut short.
-            Status::Ok | Status::BufError if !last && consumed == data.len() && room_left => return Ok(()),
-            Status::Ok | Status::BufError => {}
+            // The flush is complete once a call returns without filling the output.
+            _ if !last && out.len() < out.capacity() => return Ok(()),
+            _ => {}
         }
+    }
+}
+
+fn grow(out: &mut Vec<u8>) {
+    if out.capacity() - out.len() < 1024 {
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BLOCK, BlockGzip};
+    use std::io::{Read, Write};
+
+    fn data() -> Vec<u8> {
+        let mut x = 88_172_645_463_325_252_u64;
+        (0..(BLOCK * 5 + 777))
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 3 == 0 {
+                    b"abcdefgh"[(x % 8) as usize]
+                } else {
+                    (x % 4) as u8 + b'0'
+                }
+            })
+            .collect()
+    }
+
+    fn gzip(data: &[u8], threads: usize) -> Vec<u8> {
+        let mut w = BlockGzip::new(Vec::new(), 6, threads).unwrap();
+        w.write_all(data).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_one_valid_gzip_member_whatever_the_threads() {
+        let data = data();
+        let one = gzip(&data, 1);
+        for threads in [2, 3, 4] {
+            assert!(gzip(&data, threads) == one, "{threads} threads");
+        }
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data);
+        assert!(
+            one.len() < data.len() / 2,
+            "compresses: {} of {}",
+            one.len(),
+            data.len()
+        );
+    }
+
+    #[test]
+    fn empty_input_is_a_valid_gzip() {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gzip(b"", 2)[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back.is_empty());
     }
 }

@@ -99,9 +99,9 @@ impl Root {
                         Err(e) => return Err(e.into()),
                     }
                     self.open_dir(prefix)
-                        .map_err(|e| Root::explain(parent, name, prefix, e))?
+                        .map_err(|e| self.explain(parent, name, prefix, e))?
                 }
-                Err(e) => return Err(Root::explain(parent, name, prefix, e)),
+                Err(e) => return Err(self.explain(parent, name, prefix, e)),
             };
             current = Some(fd);
             if next == dir.len() {
@@ -124,16 +124,17 @@ impl Root {
 
     /// Turns the failure to open `prefix` (whose last component `name` sits in `parent`) into a refusal
     /// that names the component at fault.
-    fn explain(parent: BorrowedFd<'_>, name: &[u8], prefix: &[u8], e: Errno) -> ResolveError {
+    fn explain(&self, parent: BorrowedFd<'_>, name: &[u8], prefix: &[u8], e: Errno) -> ResolveError {
         let component = String::from_utf8_lossy(prefix).into_owned();
         let is_symlink = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink);
         match e {
             Errno::LOOP => ResolveError::Refused(Refusal::ThroughSymlink { component }),
             Errno::XDEV => ResolveError::Refused(Refusal::Escapes),
-            Errno::NOTDIR | Errno::EXIST | Errno::NOENT if is_symlink => {
-                ResolveError::Refused(Refusal::ThroughSymlink { component })
-            }
+            Errno::NOTDIR | Errno::EXIST | Errno::NOENT if is_symlink => match self.policy {
+                ParentSymlinks::Refuse => ResolveError::Refused(Refusal::ThroughSymlink { component }),
+                ParentSymlinks::FollowInRoot => ResolveError::Refused(Refusal::DanglingSymlink { component }),
+            },
             Errno::NOTDIR | Errno::EXIST => ResolveError::Refused(Refusal::ParentNotDirectory { component }),
             e => ResolveError::Io(e.into()),
         }
