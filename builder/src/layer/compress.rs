@@ -9,6 +9,8 @@ use sha2::{Digest as _, Sha256};
 use super::Digest;
 use super::pgzip::BlockGzip;
 
+const ZSTD_JOB_SIZE: u32 = 1 << 20;
+
 /// OCI media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// OCI media type of a gzip-compressed layer.
@@ -122,6 +124,10 @@ impl<W: Write> LayerWriter<W> {
                 // of workers but differs from its single-threaded one, and digests must not depend on
                 // the machine.
                 encoder.multithread(u32::try_from(threads.max(1)).unwrap_or(u32::MAX))?;
+                // 1 MiB jobs bound the workers' buffers (about 25 MB at level 3 instead of 70 MB with
+                // zstd's default of four windows) for no measurable loss of ratio. Fixed, so the output
+                // is too.
+                encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 Encoder::Zstd(encoder)
             }
         };

@@ -5,8 +5,10 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
 use tar::EntryType;
 
 use super::entry_path::EntryPath;
@@ -22,6 +24,9 @@ pub(super) struct Extract<'r> {
     /// Paths this layer created or updated; whiteouts leave them alone.
     created: HashSet<Vec<u8>>,
     dirs: Vec<(EntryPath, Timespec, String)>,
+    /// The directory the last entry went into: entries come grouped by directory, so most need no
+    /// path walk at all. Dropped whenever anything is removed, as it might be below what was removed.
+    parent_cache: Option<(Vec<u8>, Arc<OwnedFd>)>,
     entries: u64,
     buf: Vec<u8>,
 }
@@ -41,6 +46,7 @@ impl<'r> Extract<'r> {
             root,
             created: HashSet::new(),
             dirs: Vec::new(),
+            parent_cache: None,
             entries: 0,
             buf: vec![0; 256 * 1024],
         }
@@ -128,6 +134,7 @@ impl<'r> Extract<'r> {
         let Some(dir) = self.root.dir(parent, false).map_err(|e| resolve_error(name, e))? else {
             return Ok(()); // nothing there to hide
         };
+        self.parent_cache = None;
         root::remove_all(&dir, victim).map_err(|e| io_error(name, "remove the path it whites out", e))
     }
 
@@ -141,6 +148,7 @@ impl<'r> Extract<'r> {
             return Ok(());
         };
         let children = root::list(&dir).map_err(|e| io_error(name, "list its directory", e))?;
+        self.parent_cache = None;
         for child in children {
             if !self.created.contains(dir_path.join(child.as_bytes()).as_bytes()) {
                 root::remove_all(&dir, child.as_bytes())
@@ -158,26 +166,22 @@ impl<'r> Extract<'r> {
         name: &str,
     ) -> Result<(), ApplyError> {
         let kind = entry.kind;
-        let parent = self
-            .root
-            .dir(path.parent(), true)
-            .map_err(|e| resolve_error(name, e))?
-            .expect("created when missing");
+        let parent = self.parent_dir(path.parent(), name)?;
         let file_name = path.file_name();
         let meta = Meta::of(entry, name)?;
-        let existing =
-            root::lstat_at(&parent, file_name).map_err(|e| io_error(name, "look at its path", e))?;
-        let keep_dir = kind == EntryType::Directory && existing.as_ref().is_some_and(root::is_dir);
-        if existing.is_some() && !keep_dir && kind != EntryType::Link {
-            root::remove_all(&parent, file_name)
-                .map_err(|e| io_error(name, "replace what is at its path", e))?;
-        }
         match kind {
             EntryType::Directory => {
-                if !keep_dir {
-                    rustix::fs::mkdirat(&parent, file_name, Mode::from_raw_mode(0o700))
-                        .map_err(|e| io_error(name, "create the directory", e.into()))?;
-                }
+                let kept = match rustix::fs::mkdirat(&parent, file_name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => false,
+                    Err(Errno::EXIST) if Self::is_dir_at(&parent, file_name, name)? => true,
+                    Err(Errno::EXIST) => {
+                        self.remove_at(&parent, file_name, name)?;
+                        rustix::fs::mkdirat(&parent, file_name, Mode::from_raw_mode(0o700))
+                            .map_err(|e| io_error(name, "create the directory", e.into()))?;
+                        false
+                    }
+                    Err(e) => return Err(io_error(name, "create the directory", e.into())),
+                };
                 let fd = rustix::fs::openat(
                     &parent,
                     file_name,
@@ -185,29 +189,31 @@ impl<'r> Extract<'r> {
                     Mode::empty(),
                 )
                 .map_err(|e| io_error(name, "open the directory", e.into()))?;
-                if keep_dir {
+                if kept {
                     meta.drop_other_xattrs(&fd, name)?;
                 }
                 meta.set_on_fd(&fd, name, false)?;
                 self.dirs.push((path.clone(), meta.mtime, name.to_owned()));
             }
             EntryType::Regular => {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    file_name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_error(name, "create the file", e.into()))?;
+                let create = || {
+                    rustix::fs::openat(
+                        &parent,
+                        file_name,
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let fd = self.replacing(&parent, file_name, name, "create the file", create)?;
                 let fd = self.copy_data(entry.size, tar, fd, name)?;
                 meta.set_on_fd(&fd, name, true)?;
             }
             EntryType::Symlink => {
-                rustix::fs::symlinkat(entry.link.as_slice(), &parent, file_name)
-                    .map_err(|e| io_error(name, "create the symlink", e.into()))?;
+                let create = || rustix::fs::symlinkat(entry.link.as_slice(), &parent, file_name);
+                self.replacing(&parent, file_name, name, "create the symlink", create)?;
                 meta.set_at(&parent, file_name, name, false)?;
             }
-            EntryType::Link => self.hardlink(path, &parent, existing.is_some(), entry, name)?,
+            EntryType::Link => self.hardlink(path, &parent, entry, name)?,
             _ => {
                 let (file_type, dev) = match kind {
                     EntryType::Char => (
@@ -220,12 +226,60 @@ impl<'r> Extract<'r> {
                     ),
                     _ => (FileType::Fifo, 0),
                 };
-                rustix::fs::mknodat(&parent, file_name, file_type, Mode::from_raw_mode(0o600), dev)
-                    .map_err(|e| io_error(name, "create the node", e.into()))?;
+                let create =
+                    || rustix::fs::mknodat(&parent, file_name, file_type, Mode::from_raw_mode(0o600), dev);
+                self.replacing(&parent, file_name, name, "create the node", create)?;
                 meta.set_at(&parent, file_name, name, true)?;
             }
         }
         Ok(())
+    }
+
+    /// The directory that holds an entry, created when missing; from the cache when it is the last one.
+    fn parent_dir(&mut self, dir: &[u8], name: &str) -> Result<DirFd<'r>, ApplyError> {
+        if let Some((cached, fd)) = &self.parent_cache {
+            if cached == dir {
+                return Ok(DirFd::Shared(Arc::clone(fd)));
+            }
+        }
+        match self.root.dir(dir, true).map_err(|e| resolve_error(name, e))? {
+            Some(DirFd::Owned(fd)) => {
+                let fd = Arc::new(fd);
+                self.parent_cache = Some((dir.to_vec(), Arc::clone(&fd)));
+                Ok(DirFd::Shared(fd))
+            }
+            Some(fd) => Ok(fd),
+            None => unreachable!("Root::dir creates what is missing when asked to"),
+        }
+    }
+
+    /// Runs `create`; if something is in the way, removes it (whatever it is, a symlink included, never
+    /// followed) and runs `create` once more.
+    fn replacing<T>(
+        &mut self,
+        parent: &DirFd<'_>,
+        file_name: &[u8],
+        name: &str,
+        what: &str,
+        create: impl Fn() -> Result<T, Errno>,
+    ) -> Result<T, ApplyError> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.remove_at(parent, file_name, name)?;
+                create().map_err(|e| io_error(name, what, e.into()))
+            }
+            other => other.map_err(|e| io_error(name, what, e.into())),
+        }
+    }
+
+    fn remove_at(&mut self, parent: &DirFd<'_>, file_name: &[u8], name: &str) -> Result<(), ApplyError> {
+        self.parent_cache = None;
+        root::remove_all(parent, file_name).map_err(|e| io_error(name, "replace what is at its path", e))
+    }
+
+    fn is_dir_at(parent: &DirFd<'_>, file_name: &[u8], name: &str) -> Result<bool, ApplyError> {
+        let st = root::lstat_at(parent, file_name).map_err(|e| io_error(name, "look at its path", e))?;
+        Ok(st.as_ref().is_some_and(root::is_dir))
     }
 
     /// Writes exactly the entry's declared size into the new file.
@@ -263,7 +317,6 @@ impl<'r> Extract<'r> {
         &mut self,
         path: &EntryPath,
         parent: &DirFd<'_>,
-        exists: bool,
         entry: &Entry,
         name: &str,
     ) -> Result<(), ApplyError> {
@@ -292,18 +345,16 @@ impl<'r> Extract<'r> {
             Ok(None) => return Err(refuse(Refusal::Missing)),
             Err(e) => return Err(io_error(name, "look at the hardlink target", e)),
         }
-        if exists {
-            root::remove_all(parent, path.file_name())
-                .map_err(|e| io_error(name, "replace what is at its path", e))?;
-        }
-        rustix::fs::linkat(
-            &target_dir,
-            target.file_name(),
-            parent,
-            path.file_name(),
-            AtFlags::empty(),
-        )
-        .map_err(|e| io_error(name, "create the hardlink", e.into()))
+        let link = || {
+            rustix::fs::linkat(
+                &target_dir,
+                target.file_name(),
+                parent,
+                path.file_name(),
+                AtFlags::empty(),
+            )
+        };
+        self.replacing(parent, path.file_name(), name, "create the hardlink", link)
     }
 }
 

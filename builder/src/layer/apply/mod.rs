@@ -34,7 +34,7 @@ use std::path::Path;
 
 use super::{ApplyError, Compression, Digest};
 use extract::Extract;
-use input::Digesting;
+use input::Pipe;
 use root::Root;
 use tar_read::TarReader;
 
@@ -107,14 +107,46 @@ pub struct Applied {
 /// # Ok(())
 /// # }
 /// ```
-pub fn apply<R: Read>(layer: R, target: &Path, options: &ApplyOptions) -> Result<Applied, ApplyError> {
+pub fn apply<R: Read + Send>(layer: R, target: &Path, options: &ApplyOptions) -> Result<Applied, ApplyError> {
     let root = Root::open(target, options.parent_symlinks).map_err(|source| ApplyError::Target {
         path: target.to_owned(),
         source,
     })?;
     let (stream, compression) = input::decompress(layer)?;
-    let mut tar = TarReader::new(Digesting::new(stream));
+    let (pipe, pump) = input::pipe();
     let mut extract = Extract::new(&root);
+    // Decompressing and digesting run on their own thread, extraction on this one.
+    let (read, digest) = std::thread::scope(|scope| {
+        let producer = std::thread::Builder::new()
+            .name("kiln-layer-read".into())
+            .spawn_scoped(scope, move || pump.run(stream))
+            .map_err(|source| ApplyError::Io {
+                entry: String::new(),
+                op: "start the thread that reads the layer".into(),
+                source,
+            })?;
+        let read = read_entries(&mut extract, pipe);
+        // A panic there would be a bug in a decoder; report it as a broken stream, not a crash.
+        Ok::<_, ApplyError>((read, producer.join().ok().flatten()))
+    })?;
+    let last = read?;
+    let (diff_id, uncompressed_size) = digest.ok_or_else(|| ApplyError::Corrupt {
+        after: last,
+        source: io::Error::other("the layer reader stopped before the end of the stream"),
+    })?;
+    let entries = extract.finish()?;
+    Ok(Applied {
+        diff_id: Digest::from_sha256(diff_id),
+        uncompressed_size,
+        compression,
+        entries,
+    })
+}
+
+/// Applies every entry, then reads what follows the end-of-archive block (more zero padding, which is
+/// part of the diff_id too). Returns the name of the last entry.
+fn read_entries(extract: &mut Extract<'_>, pipe: Pipe) -> Result<Option<String>, ApplyError> {
+    let mut tar = TarReader::new(pipe);
     let mut last: Option<String> = None;
     loop {
         let entry = match tar.next_entry() {
@@ -127,16 +159,8 @@ pub fn apply<R: Read>(layer: R, target: &Path, options: &ApplyOptions) -> Result
         };
         last = Some(extract.entry(&entry, &mut tar)?);
     }
-    // What follows the end-of-archive block (more zero padding) is part of the diff_id too.
-    let (diff_id, uncompressed_size) = tar
-        .into_inner()
-        .finish()
-        .map_err(|source| ApplyError::Corrupt { after: last, source })?;
-    let entries = extract.finish()?;
-    Ok(Applied {
-        diff_id: Digest::from_sha256(diff_id),
-        uncompressed_size,
-        compression,
-        entries,
-    })
+    match tar.into_inner().drain() {
+        Ok(()) => Ok(last),
+        Err(source) => Err(ApplyError::Corrupt { after: last, source }),
+    }
 }

@@ -12,6 +12,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -32,10 +33,11 @@ impl From<Errno> for ResolveError {
     }
 }
 
-/// A directory fd: the root's own, or one opened below it.
+/// A directory fd: the root's own, or one opened below it (possibly shared with a cache).
 pub(crate) enum DirFd<'a> {
     Root(BorrowedFd<'a>),
     Owned(OwnedFd),
+    Shared(Arc<OwnedFd>),
 }
 
 impl AsFd for DirFd<'_> {
@@ -43,6 +45,7 @@ impl AsFd for DirFd<'_> {
         match self {
             DirFd::Root(fd) => *fd,
             DirFd::Owned(fd) => fd.as_fd(),
+            DirFd::Shared(fd) => fd.as_fd(),
         }
     }
 }

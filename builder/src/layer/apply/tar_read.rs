@@ -146,7 +146,7 @@ impl<R: Read> TarReader<R> {
             link: pending.link.unwrap_or_else(|| {
                 header
                     .link_name_bytes()
-                    .map(|l| l.into_owned())
+                    .map(std::borrow::Cow::into_owned)
                     .unwrap_or_default()
             }),
             size: data,
@@ -207,7 +207,7 @@ fn check_sum(block: &[u8; BLOCK], header: &Header) -> io::Result<()> {
     let signed: i64 = block[..148]
         .iter()
         .chain(&block[156..])
-        .map(|&b| i64::from(b.cast_signed()))
+        .map(|&b| i64::from(i8::from_ne_bytes([b])))
         .sum::<i64>()
         + 8 * 32;
     if stored == unsigned || i64::from(stored) == signed {
@@ -320,7 +320,7 @@ mod tests {
     fn pax_values_may_hold_newlines() {
         let mut pending = Pending::default();
         parse_pax(
-            b"30 SCHILY.xattr.user.k=a\nb\x00c\n16 path=x\ny/z.d\n",
+            b"29 SCHILY.xattr.user.k=a\nb\x00c\n16 path=x\ny/z.d\n",
             &mut pending,
         )
         .unwrap();

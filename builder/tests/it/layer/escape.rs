@@ -2,7 +2,7 @@
 //! entry and that nothing beside the root changed.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
 use kiln_builder::layer::{self, ApplyError, ApplyOptions, ParentSymlinks, Refusal};
@@ -31,13 +31,13 @@ impl Scene {
         }
     }
 
-    fn apply(&self, tar: Vec<u8>) -> Result<layer::Applied, ApplyError> {
-        layer::apply(&tar[..], &self.root, &ApplyOptions::new())
+    fn apply(&self, tar: &[u8]) -> Result<layer::Applied, ApplyError> {
+        layer::apply(tar, &self.root, &ApplyOptions::new())
     }
 
-    fn apply_following(&self, tar: Vec<u8>) -> Result<layer::Applied, ApplyError> {
+    fn apply_following(&self, tar: &[u8]) -> Result<layer::Applied, ApplyError> {
         let options = ApplyOptions::new().parent_symlinks(ParentSymlinks::FollowInRoot);
-        layer::apply(&tar[..], &self.root, &options)
+        layer::apply(tar, &self.root, &options)
     }
 
     /// The directory beside the root is exactly as it was made, and nothing else appeared beside it.
@@ -82,7 +82,7 @@ fn abs(path: &Path) -> String {
 #[test]
 fn dot_dot_entry_is_refused() {
     let scene = Scene::new();
-    let err = scene.apply(RawTar::new().file("../x", b"escaped").finish());
+    let err = scene.apply(&RawTar::new().file("../x", b"escaped").finish());
     assert_eq!(refused(err), ("../x".to_owned(), Refusal::ParentComponent));
     scene.assert_outside_untouched();
 }
@@ -90,7 +90,7 @@ fn dot_dot_entry_is_refused() {
 #[test]
 fn absolute_entry_climbing_out_is_refused() {
     let scene = Scene::new();
-    let result = scene.apply(RawTar::new().file("/abs/../../x", b"escaped").finish());
+    let result = scene.apply(&RawTar::new().file("/abs/../../x", b"escaped").finish());
     let message = result.as_ref().unwrap_err().to_string();
     assert_eq!(
         refused(result),
@@ -104,7 +104,7 @@ fn absolute_entry_climbing_out_is_refused() {
 fn absolute_entry_lands_inside_the_root() {
     let scene = Scene::new();
     scene
-        .apply(RawTar::new().dir("/etc").file("/etc/motd", b"hi").finish())
+        .apply(&RawTar::new().dir("/etc").file("/etc/motd", b"hi").finish())
         .unwrap();
     assert_eq!(fs::read_to_string(scene.root.join("etc/motd")).unwrap(), "hi");
     scene.assert_outside_untouched();
@@ -117,7 +117,7 @@ fn entry_through_a_symlink_from_the_same_layer_is_refused() {
         .symlink("a", &abs(&scene.outside))
         .file("a/secret", b"pwned")
         .finish();
-    let (entry, reason) = refused(scene.apply(tar));
+    let (entry, reason) = refused(scene.apply(&tar));
     assert_eq!(entry, "a/secret");
     assert_eq!(
         reason,
@@ -135,7 +135,7 @@ fn entry_through_an_etc_symlink_is_refused() {
         .symlink("a", "/etc")
         .file("a/kiln-must-not-exist", b"pwned")
         .finish();
-    let (entry, reason) = refused(scene.apply(tar));
+    let (entry, reason) = refused(scene.apply(&tar));
     assert_eq!(entry, "a/kiln-must-not-exist");
     assert_eq!(
         reason,
@@ -158,7 +158,7 @@ fn following_symlinks_stays_in_the_root() {
         .symlink("up", "..")
         .file("up/up/x", b"clamped")
         .finish();
-    scene.apply_following(tar).unwrap();
+    scene.apply_following(&tar).unwrap();
     let landed = scene
         .root
         .join(scene.outside.strip_prefix("/").unwrap())
@@ -171,7 +171,7 @@ fn following_symlinks_stays_in_the_root() {
         .symlink("dangling", "/nowhere")
         .file("dangling/f", b"")
         .finish();
-    let (entry, reason) = refused(scene.apply_following(tar));
+    let (entry, reason) = refused(scene.apply_following(&tar));
     assert_eq!(
         (entry.as_str(), reason),
         (
@@ -191,7 +191,7 @@ fn symlink_to_dot_dot_is_not_followed() {
         .symlink("b", "..")
         .file("b/outside/secret", b"pwned")
         .finish();
-    let (entry, reason) = refused(scene.apply(tar));
+    let (entry, reason) = refused(scene.apply(&tar));
     assert_eq!(entry, "b/outside/secret");
     assert_eq!(
         reason,
@@ -206,7 +206,7 @@ fn symlink_to_dot_dot_is_not_followed() {
 fn hardlink_out_of_the_root_is_refused() {
     let scene = Scene::new();
     let (entry, target, reason) =
-        refused_link(scene.apply(RawTar::new().hardlink("h", "../outside/secret").finish()));
+        refused_link(scene.apply(&RawTar::new().hardlink("h", "../outside/secret").finish()));
     assert_eq!(
         (entry.as_str(), target.as_str(), reason),
         ("h", "../outside/secret", Refusal::ParentComponent)
@@ -216,7 +216,7 @@ fn hardlink_out_of_the_root_is_refused() {
         .symlink("s", &abs(&scene.outside))
         .hardlink("h", "s/secret")
         .finish();
-    let (entry, _, reason) = refused_link(scene.apply(tar));
+    let (entry, _, reason) = refused_link(scene.apply(&tar));
     assert_eq!(
         (entry.as_str(), reason),
         (
@@ -228,7 +228,7 @@ fn hardlink_out_of_the_root_is_refused() {
     );
 
     // An absolute target means the root's /etc/passwd, which this root does not have.
-    let (_, _, reason) = refused_link(scene.apply(RawTar::new().hardlink("p", "/etc/passwd").finish()));
+    let (_, _, reason) = refused_link(scene.apply(&RawTar::new().hardlink("p", "/etc/passwd").finish()));
     assert_eq!(reason, Refusal::Missing);
     assert!(!scene.root.join("p").exists());
     scene.assert_outside_untouched();
@@ -238,9 +238,8 @@ fn hardlink_out_of_the_root_is_refused() {
 fn hardlink_inside_the_root_links() {
     let scene = Scene::new();
     scene
-        .apply(RawTar::new().file("a", b"data").hardlink("b", "/a").finish())
+        .apply(&RawTar::new().file("a", b"data").hardlink("b", "/a").finish())
         .unwrap();
-    use std::os::unix::fs::MetadataExt;
     let (a, b) = (
         fs::metadata(scene.root.join("a")).unwrap(),
         fs::metadata(scene.root.join("b")).unwrap(),
@@ -252,7 +251,7 @@ fn hardlink_inside_the_root_links() {
 fn symlink_already_in_the_target_is_not_followed() {
     let scene = Scene::new();
     symlink(&scene.outside, scene.root.join("evil")).unwrap();
-    let (entry, reason) = refused(scene.apply(RawTar::new().file("evil/secret", b"pwned").finish()));
+    let (entry, reason) = refused(scene.apply(&RawTar::new().file("evil/secret", b"pwned").finish()));
     assert_eq!(
         (entry.as_str(), reason),
         (
@@ -263,14 +262,14 @@ fn symlink_already_in_the_target_is_not_followed() {
         )
     );
 
-    let (_, reason) = refused(scene.apply(RawTar::new().file("evil/.wh.secret", b"").finish()));
+    let (_, reason) = refused(scene.apply(&RawTar::new().file("evil/.wh.secret", b"").finish()));
     assert_eq!(
         reason,
         Refusal::ThroughSymlink {
             component: "evil".into()
         }
     );
-    let (_, reason) = refused(scene.apply(RawTar::new().file("evil/.wh..wh..opq", b"").finish()));
+    let (_, reason) = refused(scene.apply(&RawTar::new().file("evil/.wh..wh..opq", b"").finish()));
     assert_eq!(
         reason,
         Refusal::ThroughSymlink {
@@ -281,7 +280,7 @@ fn symlink_already_in_the_target_is_not_followed() {
 
     // The symlink itself is replaced, never written through.
     scene
-        .apply(RawTar::new().file("evil", b"now a file").finish())
+        .apply(&RawTar::new().file("evil", b"now a file").finish())
         .unwrap();
     assert_eq!(fs::read_to_string(scene.root.join("evil")).unwrap(), "now a file");
     scene.assert_outside_untouched();
@@ -292,7 +291,7 @@ fn whiteout_of_dot_dot_is_refused() {
     let scene = Scene::new();
     fs::create_dir(scene.root.join("sub")).unwrap();
     for name in [".wh...", "sub/.wh...", "sub/.wh..", ".wh."] {
-        let (entry, reason) = refused(scene.apply(RawTar::new().file(name, b"").finish()));
+        let (entry, reason) = refused(scene.apply(&RawTar::new().file(name, b"").finish()));
         assert_eq!(entry, name);
         assert!(
             matches!(reason, Refusal::BadWhiteout { .. }),

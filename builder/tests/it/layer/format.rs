@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::Path;
 
 use kiln_builder::layer::{self, ApplyOptions, Changes, Compression, DiffOptions};
@@ -108,7 +108,7 @@ fn rich_tree(root: &Path) {
     let node = |name: &str, file_type, dev| {
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join(name),
+            root.join(name),
             file_type,
             rustix::fs::Mode::from_raw_mode(0o620),
             dev,
@@ -365,7 +365,6 @@ fn directory_mtimes_are_set_after_their_children() {
         .file("d/e/g", b"y")
         .finish();
     layer::apply(&tar[..], &target, &ApplyOptions::new()).unwrap();
-    use std::os::unix::fs::MetadataExt;
     for dir in ["d", "d/e"] {
         assert_eq!(
             fs::metadata(target.join(dir)).unwrap().mtime(),

@@ -86,9 +86,9 @@ fn truncated_between_entries_is_caught() {
 #[test]
 fn corrupt_compressed_streams_are_errors() {
     let mut gzip_garbage = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    gzip_garbage.extend((0..4000u32).map(|i| (i * 31 % 256) as u8));
+    gzip_garbage.extend((0..4000u32).map(|i| u8::try_from(i * 31 % 256).unwrap()));
     let mut zstd_garbage = vec![0x28, 0xb5, 0x2f, 0xfd];
-    zstd_garbage.extend((0..4000u32).map(|i| (i * 17 % 256) as u8));
+    zstd_garbage.extend((0..4000u32).map(|i| u8::try_from(i * 17 % 256).unwrap()));
     for garbage in [gzip_garbage, zstd_garbage] {
         assert!(
             matches!(apply(&garbage), Err(ApplyError::Corrupt { after: None, .. })),
