@@ -435,3 +435,51 @@ fn files_named_like_whiteouts_cannot_be_stored() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn gnu_tar_archives_apply_like_the_tree_they_came_from() {
+    let (_base, [tree]) = tempdirs::<1>();
+    rich_tree(&tree);
+    // GNU tar keeps mtimes and owners but not the hardlink groups' order, so compare without links.
+    let want = super::tree::capture(&tree, false);
+    // GNU format (long names as `././@LongLink` entries) has no room for xattrs.
+    let mut without_xattrs = want.clone();
+    without_xattrs.values_mut().for_each(|node| node.xattrs.clear());
+    let xattrs = ["--xattrs", "--xattrs-include=*"];
+    for (format, flags, want) in [
+        ("gnu", &[][..], &without_xattrs),
+        ("pax", &xattrs[..], &want),
+        ("posix", &xattrs[..], &want),
+    ] {
+        let tar = std::process::Command::new("tar")
+            .args(flags)
+            .args(["--numeric-owner", &format!("--format={format}"), "-cf", "-", "-C"])
+            .arg(&tree)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+        let (_target_base, [target]) = tempdirs::<1>();
+        layer::apply(&tar.stdout[..], &target, &ApplyOptions::new()).unwrap();
+        let differences = super::tree::differences(want, &super::tree::capture(&target, false));
+        assert!(differences.is_empty(), "{format}: {}", differences.join("\n"));
+    }
+}
+
+#[test]
+fn missing_parents_are_created_and_lower_files_can_be_linked() {
+    let (_base, [target]) = tempdirs::<1>();
+    fs::write(target.join("lower"), "from below").unwrap();
+    let tar = super::RawTar::new()
+        .file("a/b/c", b"deep")
+        .hardlink("a/link", "lower")
+        .file(".wh.nothing", b"")
+        .finish();
+    layer::apply(&tar[..], &target, &ApplyOptions::new()).unwrap();
+    assert_eq!(fs::read_to_string(target.join("a/b/c")).unwrap(), "deep");
+    assert_eq!(
+        fs::metadata(target.join("a/link")).unwrap().ino(),
+        fs::metadata(target.join("lower")).unwrap().ino()
+    );
+    assert_eq!(fs::metadata(target.join("a/b")).unwrap().mode() & 0o7777, 0o755);
+}
