@@ -444,7 +444,9 @@ fn gnu_tar_archives_apply_like_the_tree_they_came_from() {
     let want = super::tree::capture(&tree, false);
     // GNU format (long names as `././@LongLink` entries) has no room for xattrs.
     let mut without_xattrs = want.clone();
-    without_xattrs.values_mut().for_each(|node| node.xattrs.clear());
+    for node in without_xattrs.values_mut() {
+        node.xattrs.clear();
+    }
     let xattrs = ["--xattrs", "--xattrs-include=*"];
     for (format, flags, want) in [
         ("gnu", &[][..], &without_xattrs),
