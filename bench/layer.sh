@@ -10,6 +10,9 @@
 # inode allocation for minutes after many files were deleted (`recently_deleted` scans), so a used
 # filesystem measures its own history more than kiln. Otherwise they run in $KILN_BENCH_DIR or a temp dir.
 #
+# KILN_BENCH_RT=1 runs each phase under `chrt --fifo 10` (root only): on a machine shared with busy
+# neighbours, this measures the code rather than the neighbours (the kernel still keeps 5% for them).
+#
 # MB/s is input (uncompressed tar) bytes per wall second; "MB/CPU-s" per second of user+sys CPU, which
 # is what to look at on a busy machine (two cores at full use give about twice that per wall second when
 # the work spreads over both, as the compressors and the apply reader thread make it).
@@ -47,7 +50,7 @@ phase() {
     local name=$1
     shift
     sync
-    /usr/bin/time -v -o "$work/time" "$bin" "$@" >"$work/out"
+    ${KILN_BENCH_RT:+chrt --fifo 10} /usr/bin/time -v -o "$work/time" "$bin" "$@" >"$work/out"
     awk -v name="$name" -v bytes="$size" '
         /Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = (n == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
         /User time/ { user = $NF }

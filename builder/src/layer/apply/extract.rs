@@ -201,7 +201,7 @@ impl<'r> Extract<'r> {
                         &parent,
                         file_name,
                         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
+                        Mode::from_raw_mode(meta.mode.as_raw_mode() & 0o777),
                     )
                 };
                 let fd = self.replacing(&parent, file_name, name, "create the file", create)?;
@@ -385,9 +385,17 @@ impl Meta {
 
     /// Sets owner, then attributes, then mode (a chown clears setuid bits and file capabilities), then
     /// the mtime unless it is a directory's (set at the very end).
+    ///
+    /// A new file usually has the right owner and mode already (made by this process, with the entry's
+    /// permission bits), so what is set is only what differs: each `fchown` or `fchmod` dirties the
+    /// inode, and for a layer of small files that shows.
     fn set_on_fd(&self, fd: &impl AsFd, name: &str, with_mtime: bool) -> Result<(), ApplyError> {
-        rustix::fs::fchown(fd, Some(self.uid), Some(self.gid))
-            .map_err(|e| io_error(name, "set its owner", e.into()))?;
+        let st = rustix::fs::fstat(fd).map_err(|e| io_error(name, "look at what it created", e.into()))?;
+        let chown = st.st_uid != self.uid.as_raw() || st.st_gid != self.gid.as_raw();
+        if chown {
+            rustix::fs::fchown(fd, Some(self.uid), Some(self.gid))
+                .map_err(|e| io_error(name, "set its owner", e.into()))?;
+        }
         for (key, value) in &self.xattrs {
             rustix::fs::fsetxattr(fd, key.as_slice(), value, XattrFlags::empty()).map_err(|e| {
                 io_error(
@@ -397,7 +405,10 @@ impl Meta {
                 )
             })?;
         }
-        rustix::fs::fchmod(fd, self.mode).map_err(|e| io_error(name, "set its mode", e.into()))?;
+        // An ACL among the xattrs may have moved the mode bits; a chown clears setuid and setgid.
+        if chown || !self.xattrs.is_empty() || st.st_mode & 0o7777 != self.mode.as_raw_mode() {
+            rustix::fs::fchmod(fd, self.mode).map_err(|e| io_error(name, "set its mode", e.into()))?;
+        }
         if with_mtime {
             rustix::fs::futimens(fd, &self.times()).map_err(|e| io_error(name, "set its mtime", e.into()))?;
         }
