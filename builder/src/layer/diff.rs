@@ -224,7 +224,7 @@ impl<W: Write> EntryWriter<'_, W> {
         };
         let mut file = File::options()
             .read(true)
-            .custom_flags(libc_o_nofollow())
+            .custom_flags(o_nofollow())
             .open(path)
             .map_err(read_error)?;
         let mut left = size;
@@ -246,7 +246,7 @@ impl<W: Write> EntryWriter<'_, W> {
     }
 }
 
-fn libc_o_nofollow() -> i32 {
+fn o_nofollow() -> i32 {
     i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).expect("O_NOFOLLOW fits an int")
 }
 
