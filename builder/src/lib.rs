@@ -12,6 +12,7 @@ pub mod content;
 pub mod distribution;
 pub mod dockerfile;
 pub mod exec;
+pub mod layer;
 pub mod platform;
 pub mod reference;
 pub mod registry;
