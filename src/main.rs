@@ -34,7 +34,9 @@ impl Global {
     /// The root directory in force.
     #[allow(dead_code)] // The store commands use it; the frontend commands do not.
     pub(crate) fn root(&self) -> std::path::PathBuf {
-        self.root.clone().unwrap_or_else(kiln_builder::store::default_root)
+        self.root
+            .clone()
+            .unwrap_or_else(kiln_builder::store::default_root)
     }
 }
 
