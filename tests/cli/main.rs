@@ -1,4 +1,6 @@
 //! End-to-end tests of the `kiln` binary, one module per area.
 
+mod archive;
 mod debug_ast;
+mod images;
 mod support;
