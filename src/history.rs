@@ -70,7 +70,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
             } else {
                 "<missing>".to_owned()
             };
-            row(step, id, args)
+            row(step, &id, args)
         })
         .collect();
     let format = if args.quiet {
@@ -118,7 +118,7 @@ fn steps(config: &Value, sizes: &[u64]) -> Vec<Step> {
         .collect()
 }
 
-fn row(step: &Step, id: String, args: &Args) -> Value {
+fn row(step: &Step, id: &str, args: &Args) -> Value {
     let created_by = step.created_by.replace('\t', " ");
     let created_by = if args.no_trunc {
         created_by

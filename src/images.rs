@@ -29,6 +29,7 @@ const HEADERS: &[(&str, &str)] = &[
 
 /// `kiln images [OPTIONS] [REPOSITORY[:TAG]]`
 #[derive(Debug, clap::Args)]
+#[expect(clippy::struct_excessive_bools, reason = "one field per Docker flag")]
 pub(crate) struct Args {
     /// Show only images whose name matches (a pattern, as `--filter reference=`).
     reference: Option<String>,

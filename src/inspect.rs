@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
+use kiln_builder::reference::ImageRef;
 use kiln_builder::store::{Image, ImageStore};
 use serde_json::{Value, json};
 
@@ -78,20 +79,18 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         }
     }
     let mut out = std::io::stdout().lock();
-    match &template {
-        Some(template) => {
-            for value in &found {
-                writeln!(out, "{}", template.render(&value.value())?)?;
-            }
+    if let Some(template) = &template {
+        for value in &found {
+            writeln!(out, "{}", template.render(&value.value())?)?;
         }
-        None => {
-            let mut bytes = Vec::new();
-            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
-            serde::Serialize::serialize(&found, &mut serializer)?;
-            out.write_all(&bytes)?;
-            writeln!(out)?;
-        }
+    } else {
+        // Docker indents with four spaces.
+        let mut bytes = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+        serde::Serialize::serialize(&found, &mut serializer)?;
+        out.write_all(&bytes)?;
+        writeln!(out)?;
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} images not found", args.images.len());
@@ -175,7 +174,7 @@ pub(crate) fn describe(store: &ImageStore, image: &Image) -> Result<Ordered> {
         }
     }
     let target = image.target.digest().to_string();
-    let mut repositories: Vec<String> = real_names(image).map(|name| name.familiar()).collect();
+    let mut repositories: Vec<String> = real_names(image).map(ImageRef::familiar).collect();
     repositories.dedup();
     let repo_digests: Vec<String> = repositories
         .iter()
@@ -183,7 +182,7 @@ pub(crate) fn describe(store: &ImageStore, image: &Image) -> Result<Ordered> {
         .collect();
     let repo_tags: Vec<String> = real_names(image)
         .filter(|name| name.tag().is_some() && name.digest().is_none())
-        .map(|name| name.familiar_string())
+        .map(ImageRef::familiar_string)
         .collect();
     let mut value = Ordered::default();
     value.push("Id", image.id.to_string());

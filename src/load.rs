@@ -22,17 +22,14 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
     let store = ImageStore::open(&global.root())?;
-    let loaded = match &args.input {
-        Some(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-            archive::load(&store, std::io::BufReader::new(file))
+    let loaded = if let Some(path) = &args.input {
+        let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+        archive::load(&store, std::io::BufReader::new(file))
+    } else {
+        if std::io::stdin().is_terminal() {
+            bail!("requested load from stdin, but stdin is empty");
         }
-        None => {
-            if std::io::stdin().is_terminal() {
-                bail!("requested load from stdin, but stdin is empty");
-            }
-            archive::load(&store, std::io::stdin().lock())
-        }
+        archive::load(&store, std::io::stdin().lock())
     }
     .context("failed to load images")?;
     let mut out = std::io::stdout().lock();

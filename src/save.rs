@@ -40,14 +40,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         request.names.sort();
         request.names.dedup();
     }
-    match &args.output {
-        Some(path) => save_to_file(&store, &requests, path),
-        None => {
-            let out = BufWriter::new(std::io::stdout().lock());
-            archive::save(&store, &requests, out)?.flush()?;
-            Ok(())
-        }
+    if let Some(path) = &args.output {
+        return save_to_file(&store, &requests, path);
     }
+    let out = BufWriter::new(std::io::stdout().lock());
+    archive::save(&store, &requests, out)?.flush()?;
+    Ok(())
 }
 
 /// What one argument selects, as `docker save` reads it: a name with a tag (or digest) is that

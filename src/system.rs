@@ -68,10 +68,9 @@ fn df(args: &DfArgs, global: &Global) -> Result<()> {
 }
 
 fn row(kind: &str, total: usize, size: u64, reclaimable: u64) -> Value {
-    let reclaimable = if size > 0 {
-        format!("{} ({}%)", human_size(reclaimable, 4), reclaimable * 100 / size)
-    } else {
-        human_size(reclaimable, 4)
+    let reclaimable = match (reclaimable * 100).checked_div(size) {
+        Some(percent) => format!("{} ({percent}%)", human_size(reclaimable, 4)),
+        None => human_size(reclaimable, 4),
     };
     json!({
         "Type": kind,

@@ -47,7 +47,12 @@ pub(crate) fn render_rows(
         lines.push(template.render(row)?);
     }
     if !table {
-        return Ok(lines.iter().map(|line| format!("{line}\n")).collect());
+        let mut out = String::new();
+        for line in &lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+        return Ok(out);
     }
     Ok(tabulate(&lines))
 }

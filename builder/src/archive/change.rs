@@ -6,7 +6,7 @@
 //! The instructions allowed are Docker's: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD,
 //! STOPSIGNAL, USER, VOLUME and WORKDIR.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -14,9 +14,15 @@ use super::ArchiveError;
 use crate::frontend::shell::Lexer;
 use crate::frontend::syntax::{self, Arg, Node};
 
-/// An empty JSON object, the value of Docker's port and volume sets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Empty {}
+/// Docker writes a set (exposed ports, volumes) as an object whose values are empty objects.
+fn object_set<S: serde::Serializer>(set: &BTreeSet<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(set.len()))?;
+    for key in set {
+        map.serialize_entry(key, &serde_json::Map::new())?;
+    }
+    map.end()
+}
 
 /// The runtime part of an image config (its `config` object), in Docker's field names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -24,16 +30,16 @@ pub(crate) struct Empty {}
 pub(crate) struct RunConfig {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) user: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) exposed_ports: BTreeMap<String, Empty>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", serialize_with = "object_set")]
+    pub(crate) exposed_ports: BTreeSet<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) env: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) entrypoint: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cmd: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) volumes: BTreeMap<String, Empty>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", serialize_with = "object_set")]
+    pub(crate) volumes: BTreeSet<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) working_dir: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -107,7 +113,7 @@ impl Step<'_> {
                 for word in words(node) {
                     for port in self.expand_words(word)? {
                         let port = self.port(&port)?;
-                        self.config.exposed_ports.insert(port, Empty {});
+                        self.config.exposed_ports.insert(port);
                     }
                 }
             }
@@ -123,7 +129,7 @@ impl Step<'_> {
                     if volume.trim().is_empty() {
                         return Err(self.argument("VOLUME specified can not be an empty string"));
                     }
-                    self.config.volumes.insert(volume, Empty {});
+                    self.config.volumes.insert(volume);
                 }
             }
             "onbuild" => {
@@ -318,12 +324,12 @@ mod tests {
             Some(&["sh".to_owned(), "-c".to_owned(), "echo hi".to_owned()][..])
         );
         assert_eq!(
-            config.exposed_ports.keys().collect::<Vec<_>>(),
+            config.exposed_ports.iter().collect::<Vec<_>>(),
             ["53/udp", "80/tcp"]
         );
         assert_eq!(config.working_dir, "/app/x");
         assert_eq!(config.user, "app:app");
-        assert!(config.volumes.contains_key("/data"));
+        assert!(config.volumes.contains("/data"));
         assert_eq!(config.stop_signal, "SIGINT");
         assert_eq!(config.on_build, ["RUN echo built"]);
     }

@@ -144,9 +144,8 @@ pub(crate) fn kind_of(bytes: &[u8]) -> Result<Kind, serde_json::Error> {
     let probe: Probe = serde_json::from_slice(bytes)?;
     Ok(match probe.media_type.as_deref() {
         Some(MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST) => Kind::Index,
-        Some(_) => Kind::Manifest,
         None if probe.manifests.is_some() => Kind::Index,
-        None => Kind::Manifest,
+        _ => Kind::Manifest,
     })
 }
 

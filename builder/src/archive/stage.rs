@@ -303,7 +303,10 @@ fn write_error(error: io::Error, path: &str, temp: &str) -> ArchiveError {
 /// Whether a non-blob entry is metadata kept in memory rather than a layer.
 fn is_metadata(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name.ends_with(".json") || matches!(name, "repositories" | "oci-layout" | "json" | "VERSION")
+    let json = std::path::Path::new(name)
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("json"));
+    json || matches!(name, "repositories" | "oci-layout" | "json" | "VERSION")
 }
 
 /// The directory part of a normalised path ("" at the top).
