@@ -11,5 +11,6 @@ pub use kiln_frontend as frontend;
 pub mod archive;
 pub mod content;
 pub mod dockerfile;
+pub mod platform;
 pub mod reference;
 pub mod store;

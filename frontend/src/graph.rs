@@ -1,1 +1,0 @@
-//! (graph: filled in by its issue.)
