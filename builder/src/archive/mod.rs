@@ -54,6 +54,8 @@ mod layout;
 mod load;
 mod save;
 mod stage;
+#[cfg(test)]
+mod tests;
 
 pub use error::ArchiveError;
 pub use import::{ImportOptions, import};
