@@ -387,3 +387,26 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
+
+#[test]
+fn images_filters_by_creation_relative_to_another_image() {
+    let root = Root::new();
+    root.import_busybox("old:1");
+    // Creation times are compared to the second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let rootfs = busybox_rootfs();
+    root.ok(&["import", "-c", "LABEL v=2", rootfs.to_str().unwrap(), "new:2"]);
+    let names = |filter: &str| root.ok(&["images", "--filter", filter, "--format", "{{.Repository}}"]);
+    assert_eq!(names("since=old:1"), "new\n");
+    assert_eq!(names("before=new:2"), "old\n");
+    assert_eq!(
+        root.ok(&["images", "--format", "{{.Repository}}"]),
+        "new\nold\n",
+        "newest first"
+    );
+    root.kiln()
+        .args(["images", "--filter", "since=missing"])
+        .assert()
+        .failure()
+        .stderr("error: No such image: missing:latest\n");
+}
