@@ -34,9 +34,13 @@ pub fn dangling_name(target: &Digest) -> ImageRef {
         .expect("a reserved domain, a lowercase path and a valid digest make a reference")
 }
 
-/// Whether `name` is a dangling name rather than one a user gave.
+/// Whether `name` is a dangling name rather than one a user gave (a user may tag into the
+/// reserved domain, but never by digest alone: `tag` refuses digest names).
 pub fn is_dangling(name: &ImageRef) -> bool {
-    name.domain() == DANGLING_DOMAIN && name.path() == DANGLING_PATH
+    name.domain() == DANGLING_DOMAIN
+        && name.path() == DANGLING_PATH
+        && name.tag().is_none()
+        && name.digest().is_some()
 }
 
 impl ImageStore {
