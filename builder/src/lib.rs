@@ -10,7 +10,10 @@ pub use kiln_frontend as frontend;
 
 pub mod archive;
 pub mod content;
+pub mod distribution;
 pub mod dockerfile;
+pub mod exec;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod store;
