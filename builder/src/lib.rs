@@ -8,6 +8,7 @@
 
 pub use kiln_frontend as frontend;
 
+pub mod archive;
 pub mod content;
 pub mod distribution;
 pub mod dockerfile;

@@ -49,10 +49,11 @@ mod overlay;
 mod pgzip;
 mod tar_write;
 
+pub use crate::content::Digest;
+pub(crate) use apply::decompress;
 pub use apply::{Applied, ApplyOptions, ParentSymlinks, apply};
 pub use compress::{
     Compression, LayerDescriptor, LayerWriter, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,
 };
 pub use diff::{Changes, DiffOptions, diff};
-pub use crate::content::Digest;
 pub use error::{ApplyError, DiffError, Refusal};

@@ -26,6 +26,7 @@
 mod entry_path;
 mod extract;
 mod input;
+pub(crate) use input::decompress;
 mod root;
 mod tar_read;
 
