@@ -9,6 +9,7 @@
 pub use kiln_frontend as frontend;
 
 pub mod content;
+pub mod context;
 pub mod dockerfile;
 pub mod reference;
 pub mod store;
