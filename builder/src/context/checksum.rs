@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! "kiln.context.checksum.v1\0"  u64 number of matches
-//! per match:   bytes path (as the source names it, relative to the context root)
+//! per match:   bytes name: what `COPY` calls it in the destination, the last component of its
+//!                    path for a file (or anything not a directory), "" for a directory, whose
+//!                    contents are copied
 //!              u64 number of entries
 //! per entry:   bytes name (relative to the match's root; "" for the root)
 //!              u8 kind ('f' file, 'd' dir, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device)
@@ -90,7 +92,11 @@ impl Context {
         digester.update(b"kiln.context.checksum.v1\0");
         put_u64(&mut digester, selection.matches().len() as u64);
         for m in selection.matches() {
-            put_bytes(&mut digester, m.path().as_os_str().as_bytes());
+            let name = match m.root().kind() {
+                EntryKind::Dir => &[][..],
+                _ => m.path().file_name().map_or(&[][..], OsStrExt::as_bytes),
+            };
+            put_bytes(&mut digester, name);
             put_u64(&mut digester, m.entries().len() as u64);
             for selected in m.entries() {
                 put_bytes(&mut digester, selected.name().as_os_str().as_bytes());

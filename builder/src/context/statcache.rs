@@ -181,7 +181,7 @@ impl StatCache {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let count: i64 = conn
             .query_row(
-                "SELECT count(*) FROM context_stat_cache JOIN context_roots ON root = id WHERE path = ?1",
+                "SELECT count(*) FROM context_stat_cache s JOIN context_roots r ON s.root = r.id WHERE r.path = ?1",
                 [root.as_os_str().as_bytes()],
                 |row| row.get(0),
             )
