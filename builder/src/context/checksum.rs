@@ -127,7 +127,7 @@ impl Context {
         };
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         if cached.is_none() {
-            *cached = Some(cache.load(&self.root, |path| self.index_of(path).is_some())?);
+            *cached = Some(cache.load(&self.root)?);
         }
         let rows = cached.as_mut().expect("loaded above");
         let hits_before = todo.len();
@@ -143,8 +143,8 @@ impl Context {
             .cache_hits
             .fetch_add((hits_before - todo.len()) as u64, Ordering::Relaxed);
         let fresh = self.hash_files(&todo)?;
-        if !fresh.is_empty() || rows.has_stale() {
-            cache.store(rows, &fresh)?;
+        if !fresh.is_empty() {
+            cache.store(rows, &fresh, |path| self.index_of(path).is_some())?;
         }
         Ok(())
     }

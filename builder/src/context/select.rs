@@ -125,14 +125,14 @@ impl<'a> Match<'a> {
 /// An entry of a [`Match`], named relative to the match's root.
 #[derive(Debug, Clone)]
 pub struct Selected<'a> {
-    name: PathBuf,
+    name: &'a Path,
     entry: &'a Entry,
 }
 
 impl<'a> Selected<'a> {
     /// The path relative to the match's root (`""` for the root itself).
-    pub fn name(&self) -> &Path {
-        &self.name
+    pub fn name(&self) -> &'a Path {
+        self.name
     }
 
     /// The context entry.
@@ -235,7 +235,7 @@ impl Context {
     ) -> Match<'_> {
         let root = &self.entries[index];
         let mut entries = vec![Selected {
-            name: PathBuf::new(),
+            name: Path::new(""),
             entry: root,
         }];
         if matches!(root.kind, EntryKind::Dir) {
@@ -299,7 +299,7 @@ impl Context {
 /// relative to `root`. The walker's rules: excluded directories are entered only if an exception
 /// may re-include something, and appear only if something inside does.
 fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Selected<'a>> {
-    let name_of = |entry: &Entry| entry.path.strip_prefix(root).unwrap_or(&entry.path).to_path_buf();
+    let name_of = |entry: &'a Entry| entry.path.strip_prefix(root).unwrap_or(&entry.path);
     if exclude.is_empty() {
         return inside
             .iter()
@@ -310,7 +310,7 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
             .collect();
     }
     struct Open<'a> {
-        name: PathBuf,
+        name: &'a Path,
         state: MatchState,
         /// Whether the walk enters this directory at all.
         entered: bool,
@@ -322,7 +322,7 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
     let mut kept = Vec::new();
     for entry in inside {
         let name = name_of(entry);
-        while stack.last().is_some_and(|dir| !name.starts_with(&dir.name)) {
+        while stack.last().is_some_and(|dir| !name.starts_with(dir.name)) {
             stack.pop();
         }
         if stack.last().is_some_and(|dir| !dir.entered) {
@@ -331,7 +331,7 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
         let parent = stack.last().map_or_else(MatchState::root, |dir| dir.state.clone());
         let text = name.to_string_lossy();
         let verdict = matcher.check(&text, &parent);
-        let selected = Selected { name: name.clone(), entry };
+        let selected = Selected { name, entry };
         let is_dir = matches!(entry.kind, EntryKind::Dir);
         if verdict.excluded {
             if is_dir {

@@ -18,8 +18,9 @@
 //! name: a new layout is a new file. Several processes share it safely (WAL; each checksum run
 //! writes its new rows in one transaction, `INSERT OR REPLACE`, so racing writers agree).
 //!
-//! Rows of paths a context no longer has are deleted by the next checksum run of that context that
-//! writes; rows of context directories that are gone stay until the file is deleted.
+//! Rows of paths a context no longer has (deleted, or ignored now) are deleted by the next checksum
+//! run of that context that writes (a deletion changes its directory, which is then cached anew);
+//! rows of context directories that are gone stay until the file is deleted.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -106,17 +107,11 @@ pub(crate) struct CachedRow {
 pub(crate) struct Rows {
     root: Vec<u8>,
     map: HashMap<Vec<u8>, CachedRow>,
-    /// Paths with rows that the context does not have (deleted, or ignored now).
-    stale: Vec<Vec<u8>>,
 }
 
 impl Rows {
     pub(crate) fn get(&self, path: &Path) -> Option<&CachedRow> {
         self.map.get(path.as_os_str().as_bytes())
-    }
-
-    pub(crate) fn has_stale(&self) -> bool {
-        !self.stale.is_empty()
     }
 }
 
@@ -196,8 +191,8 @@ impl StatCache {
         }
     }
 
-    /// Every row of the context at `root`; rows whose path `exists` rejects are marked stale.
-    pub(crate) fn load(&self, root: &Path, exists: impl Fn(&Path) -> bool) -> Result<Rows, ContextError> {
+    /// Every row of the context at `root`.
+    pub(crate) fn load(&self, root: &Path) -> Result<Rows, ContextError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let root = root.as_os_str().as_bytes().to_vec();
         let mut statement = conn
@@ -208,20 +203,28 @@ impl StatCache {
             .map_err(|source| self.error(source))?;
         let mut rows = statement.query([&root]).map_err(|source| self.error(source))?;
         let mut map = HashMap::new();
-        let mut stale = Vec::new();
         while let Some(row) = rows.next().map_err(|source| self.error(source))? {
             let (path, cached) = read_row(row).map_err(|source| self.error(source))?;
-            if exists(Path::new(std::ffi::OsStr::from_bytes(&path))) {
-                map.insert(path, cached);
-            } else {
-                stale.push(path);
-            }
+            map.insert(path, cached);
         }
-        Ok(Rows { root, map, stale })
+        Ok(Rows { root, map })
     }
 
-    /// Writes `fresh` rows and deletes stale ones, in one transaction.
-    pub(crate) fn store(&self, rows: &mut Rows, fresh: &[(Vec<u8>, CachedRow)]) -> Result<(), ContextError> {
+    /// Writes `fresh` rows and deletes the rows of paths `exists` rejects, in one transaction.
+    /// (Stale rows cost nothing but space until then, so a run that writes nothing skips the
+    /// search for them.)
+    pub(crate) fn store(
+        &self,
+        rows: &mut Rows,
+        fresh: &[(Vec<u8>, CachedRow)],
+        exists: impl Fn(&Path) -> bool,
+    ) -> Result<(), ContextError> {
+        let stale: Vec<Vec<u8>> = rows
+            .map
+            .keys()
+            .filter(|path| !exists(Path::new(std::ffi::OsStr::from_bytes(path))))
+            .cloned()
+            .collect();
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let write = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -232,7 +235,7 @@ impl StatCache {
             {
                 let mut delete =
                     tx.prepare_cached("DELETE FROM context_stat_cache WHERE root = ?1 AND path = ?2")?;
-                for path in &rows.stale {
+                for path in &stale {
                     delete.execute(params![root, path])?;
                 }
                 let mut insert = tx.prepare_cached(
@@ -261,7 +264,9 @@ impl StatCache {
             tx.commit()
         };
         write(&mut conn).map_err(|source| self.error(source))?;
-        rows.stale.clear();
+        for path in &stale {
+            rows.map.remove(path);
+        }
         for (path, row) in fresh {
             rows.map.insert(path.clone(), row.clone());
         }

@@ -188,3 +188,32 @@ fn a_missing_context_directory_is_reported() {
         "unable to prepare context: path \"/nonexistent/context\" not found"
     );
 }
+
+/// Every path under `dir`, by a plain recursive `read_dir`, in `Path` order.
+fn find(dir: &std::path::Path, rel: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir.join(rel)).unwrap() {
+        let entry = entry.unwrap();
+        let child = rel.join(entry.file_name());
+        out.push(child.clone());
+        if entry.file_type().unwrap().is_dir() {
+            find(dir, &child, out);
+        }
+    }
+}
+
+#[test]
+fn a_wide_and_deep_tree_is_walked_completely_in_order() {
+    let tree = Tree::new();
+    for d in 0..60 {
+        for f in 0..4 {
+            tree.file(&format!("d{}/s{}/f{f}", d * 7 % 60, d % 5), "");
+        }
+    }
+    let deep: String = (0..200).map(|i| format!("n{}/", i % 3)).collect();
+    tree.file(&format!("{deep}leaf"), "");
+    let mut expected = Vec::new();
+    find(tree.path(), std::path::Path::new(""), &mut expected);
+    expected.sort();
+    let walked: Vec<_> = tree.context().entries().iter().map(|e| e.path().to_owned()).collect();
+    assert_eq!(walked, expected);
+}

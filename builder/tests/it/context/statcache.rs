@@ -98,9 +98,11 @@ fn rows_of_deleted_files_are_dropped() {
     let root = tree.path().canonicalize().unwrap();
     assert_eq!(cache.len_for(&root).unwrap(), 26);
     std::fs::remove_dir_all(tree.join("src/m0")).unwrap();
-    run(tree.path(), &cache);
-    // src/m0 held f0, f3 ... f18: seven files, and the directory itself. (`src` changed too: its
-    // old row stays until its new version is old enough to cache.)
+    // The deletion changed `src`, whose new version is cached once it is old enough; that write
+    // drops the rows of src/m0 and its seven files (f0, f3 ... f18).
+    settle();
+    let (_, stats) = run(tree.path(), &cache);
+    assert_eq!(stats.cache_hits, 26 - 8 - 1);
     assert_eq!(cache.len_for(&root).unwrap(), 26 - 8);
 }
 
