@@ -56,6 +56,7 @@ mod walk;
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -243,8 +244,9 @@ impl Context {
     }
 
     fn index_of(&self, path: &Path) -> Option<usize> {
+        let path = path.as_os_str().as_bytes();
         self.entries
-            .binary_search_by(|entry| entry.path.as_path().cmp(path))
+            .binary_search_by(|entry| walk_order(entry.path.as_os_str().as_bytes(), path))
             .ok()
     }
 
@@ -253,6 +255,17 @@ impl Context {
         let dir = &self.entries[index].path;
         let after = &self.entries[index + 1..];
         index + 1 + after.partition_point(|entry| entry.path.starts_with(dir))
+    }
+}
+
+/// Compares two walk paths (relative, `/`-separated, no empty components) in walk order, which is
+/// `Path`'s component-wise order: bytewise, but with `/` before every other byte, so `a/b` sorts
+/// before `a.txt`. Comparing bytes is several times faster than iterating components.
+fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let rank = |byte: u8| if byte == b'/' { 0 } else { u16::from(byte) + 1 };
+    match a.iter().zip(b).find(|(x, y)| x != y) {
+        Some((&x, &y)) => rank(x).cmp(&rank(y)),
+        None => a.len().cmp(&b.len()),
     }
 }
 
@@ -388,5 +401,26 @@ impl Metadata {
     fn same_file_version(&self, other: &Metadata) -> bool {
         (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
             == (other.dev, other.ino, other.size, other.mtime_ns, other.ctime_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::walk_order;
+
+    #[test]
+    fn walk_order_is_paths_component_order() {
+        let paths = ["", "B", "a", "a/b", "a/b/c", "a-z", "a-z/d", "a.txt", "ab", "é"];
+        for x in paths {
+            for y in paths {
+                assert_eq!(
+                    walk_order(x.as_bytes(), y.as_bytes()),
+                    Path::new(x).cmp(Path::new(y)),
+                    "{x:?} vs {y:?}"
+                );
+            }
+        }
     }
 }

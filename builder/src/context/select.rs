@@ -299,7 +299,13 @@ impl Context {
 /// relative to `root`. The walker's rules: excluded directories are entered only if an exception
 /// may re-include something, and appear only if something inside does.
 fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Selected<'a>> {
-    let name_of = |entry: &'a Entry| entry.path.strip_prefix(root).unwrap_or(&entry.path);
+    // Every entry is inside `root`: its name is what follows `root/` (plain byte slicing; walks
+    // never produce `.` or empty components).
+    let skip = match root.as_os_str().len() {
+        0 => 0,
+        len => len + 1,
+    };
+    let name_of = |entry: &'a Entry| Path::new(OsStr::from_bytes(&entry.path.as_os_str().as_bytes()[skip..]));
     if exclude.is_empty() {
         return inside
             .iter()
