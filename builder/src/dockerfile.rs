@@ -48,7 +48,11 @@ impl DockerfileSource {
 fn default_path(context: &Path) -> PathBuf {
     let upper = context.join("Dockerfile");
     let lower = context.join("dockerfile");
-    if !upper.exists() && lower.exists() { lower } else { upper }
+    if !upper.exists() && lower.exists() {
+        lower
+    } else {
+        upper
+    }
 }
 
 /// The Dockerfile's text and the name users know it by.

@@ -32,7 +32,13 @@ fn without_an_ignore_file_it_prints_what_find_prints() {
     }
     std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
     std::fs::create_dir(dir.path().join("empty")).unwrap();
-    let printed = lines(&kiln().args(["debug", "context"]).arg(dir.path()).output().unwrap());
+    let printed = lines(
+        &kiln()
+            .args(["debug", "context"])
+            .arg(dir.path())
+            .output()
+            .unwrap(),
+    );
 
     let find = std::process::Command::new("find")
         .arg(".")
@@ -51,7 +57,19 @@ fn without_an_ignore_file_it_prints_what_find_prints() {
     assert_eq!(printed, found);
     assert_eq!(
         printed,
-        [".hidden", ".hidden/e", "B", "a", "a/b", "a/b/c", "a-z", "a-z/d", "a.txt", "empty", "link"]
+        [
+            ".hidden",
+            ".hidden/e",
+            "B",
+            "a",
+            "a/b",
+            "a/b/c",
+            "a-z",
+            "a-z/d",
+            "a.txt",
+            "empty",
+            "link"
+        ]
     );
 }
 
@@ -63,7 +81,13 @@ fn ignored_paths_are_left_out() {
     write(dir.path(), "docs/guide.md", "");
     write(dir.path(), "src/main.rs", "");
     write(dir.path(), "src/debug.log", "");
-    let printed = lines(&kiln().args(["debug", "context"]).arg(dir.path()).output().unwrap());
+    let printed = lines(
+        &kiln()
+            .args(["debug", "context"])
+            .arg(dir.path())
+            .output()
+            .unwrap(),
+    );
     assert_eq!(
         printed,
         [".dockerignore", "docs", "docs/README.md", "src", "src/main.rs"]
@@ -75,7 +99,11 @@ fn the_dockerfile_flag_chooses_the_ignore_file_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), ".dockerignore", "from-root\n");
     write(dir.path(), "sub/app.Dockerfile", "FROM scratch\n");
-    write(dir.path(), "sub/app.Dockerfile.dockerignore", "from-dockerfile\nsub\n");
+    write(
+        dir.path(),
+        "sub/app.Dockerfile.dockerignore",
+        "from-dockerfile\nsub\n",
+    );
     write(dir.path(), "from-root", "");
     write(dir.path(), "from-dockerfile", "");
     let with_file = lines(
@@ -115,7 +143,13 @@ fn the_default_dockerfile_brings_its_own_ignore_file() {
     write(dir.path(), "Dockerfile.dockerignore", "Dockerfile*\n");
     write(dir.path(), ".dockerignore", "app\n");
     write(dir.path(), "app", "");
-    let printed = lines(&kiln().args(["debug", "context"]).arg(dir.path()).output().unwrap());
+    let printed = lines(
+        &kiln()
+            .args(["debug", "context"])
+            .arg(dir.path())
+            .output()
+            .unwrap(),
+    );
     assert_eq!(printed, [".dockerignore", "app"]);
 }
 
@@ -135,7 +169,11 @@ fn errors_name_the_problem() {
 
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), ".dockerignore", "fine\n!\n");
-    let bad = kiln().args(["debug", "context"]).arg(dir.path()).output().unwrap();
+    let bad = kiln()
+        .args(["debug", "context"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(

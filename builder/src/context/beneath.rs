@@ -29,7 +29,11 @@ pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
 /// `O_NOFOLLOW | O_CLOEXEC` (use `O_DIRECTORY` for directories, `O_RDONLY` for files).
 pub(crate) fn open(root: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     match rustix::fs::openat2(
         root,
         rel,

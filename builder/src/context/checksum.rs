@@ -156,7 +156,9 @@ impl Context {
         let workers = if files < PARALLEL_MIN_FILES {
             1
         } else {
-            std::thread::available_parallelism().map_or(1, usize::from).min(MAX_WORKERS)
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_WORKERS)
         };
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -166,7 +168,9 @@ impl Context {
             let mut buffer = vec![0; BUFFER];
             let mut mine = Vec::new();
             while !failed.load(Ordering::Relaxed) {
-                let Some(entry) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let Some(entry) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
                 match self.hash_one(entry, &mut buffer) {
                     Ok((hash, row)) => {
                         let _ = entry.hash.set(hash);
@@ -174,11 +178,16 @@ impl Context {
                     }
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
-                        error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                        error
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(e);
                     }
                 }
             }
-            rows.lock().unwrap_or_else(PoisonError::into_inner).append(&mut mine);
+            rows.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .append(&mut mine);
         };
         if workers == 1 {
             work();
@@ -287,7 +296,11 @@ impl Context {
 fn trusted(ctime_ns: i64, started: i64) -> bool {
     const FINE: i64 = 20_000_000;
     const COARSE: i64 = 2_000_000_000;
-    let tick = if ctime_ns % 1_000_000_000 == 0 { COARSE } else { FINE };
+    let tick = if ctime_ns % 1_000_000_000 == 0 {
+        COARSE
+    } else {
+        FINE
+    };
     ctime_ns.saturating_add(tick) < started
 }
 
@@ -320,7 +333,10 @@ fn put_bytes(digester: &mut Digester, bytes: &[u8]) {
 
 /// One entry's part of the encoding; its [`EntryHash`] must be known.
 fn put_entry(digester: &mut Digester, entry: &Entry) {
-    let hash = entry.hash.get().expect("entries are hashed before the digest is taken");
+    let hash = entry
+        .hash
+        .get()
+        .expect("entries are hashed before the digest is taken");
     let meta = &entry.meta;
     let tag = match entry.kind {
         EntryKind::File => b'f',
@@ -364,7 +380,7 @@ mod tests {
     #[test]
     fn xattr_encoding_is_length_prefixed() {
         let encoded = encode_xattrs(&[(b"user.a".to_vec(), b"1".to_vec())]);
-        assert_eq!(encoded, b"\x06\0\0\0user.a\x01\0\0\01");
+        assert_eq!(encoded, b"\x06\0\0\0user.a\x01\0\0\0\x31");
         assert!(encode_xattrs(&[]).is_empty());
     }
 }

@@ -18,7 +18,10 @@ enum Token {
     /// `?`: one non-`/` character.
     Any,
     /// `[...]`: one character in (or, negated, not in) the inclusive ranges.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// A character that must appear as is.
     Literal(char),
 }
@@ -129,9 +132,7 @@ fn single(token: &Token, c: char) -> bool {
         Token::Star => unreachable!("stars are handled by the caller"),
         Token::Any => c != '/',
         // Go's class does not exclude `/`: `[^a]` matches it.
-        Token::Class { negated, ranges } => {
-            ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-        }
+        Token::Class { negated, ranges } => ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated,
         Token::Literal(l) => *l == c,
     }
 }

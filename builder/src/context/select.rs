@@ -227,12 +227,7 @@ impl Context {
     }
 
     /// The match rooted at `index`: the entry, and for a directory its subtree minus `exclude`.
-    fn collect(
-        &self,
-        path: PathBuf,
-        index: usize,
-        exclude: &Patterns,
-    ) -> Match<'_> {
+    fn collect(&self, path: PathBuf, index: usize, exclude: &Patterns) -> Match<'_> {
         let root = &self.entries[index];
         let mut entries = vec![Selected {
             name: Path::new(""),
@@ -242,11 +237,7 @@ impl Context {
             let inside = &self.entries[index + 1..self.subtree_end(index)];
             entries.extend(excluding(inside, &root.path, exclude));
         }
-        Match {
-            path,
-            root,
-            entries,
-        }
+        Match { path, root, entries }
     }
 
     /// Resolves `components` (cleaned) to an entry, following symlinks inside the context as
@@ -271,8 +262,12 @@ impl Context {
                 }
                 _ => current.push(OsStr::from_bytes(&part)),
             }
-            let Some(index) = self.index_of(&current) else { continue };
-            let EntryKind::Symlink(target) = &self.entries[index].kind else { continue };
+            let Some(index) = self.index_of(&current) else {
+                continue;
+            };
+            let EntryKind::Symlink(target) = &self.entries[index].kind else {
+                continue;
+            };
             if remaining.is_empty() && !follow_last {
                 break;
             }
@@ -315,16 +310,8 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
             })
             .collect();
     }
-    struct Open<'a> {
-        name: &'a Path,
-        state: MatchState,
-        /// Whether the walk enters this directory at all.
-        entered: bool,
-        /// Excluded and not yet brought back by a re-included descendant.
-        pending: Option<Selected<'a>>,
-    }
     let matcher = exclude.matcher();
-    let mut stack: Vec<Open<'a>> = Vec::new();
+    let mut stack: Vec<OpenDir<'a>> = Vec::new();
     let mut kept = Vec::new();
     for entry in inside {
         let name = name_of(entry);
@@ -334,14 +321,16 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
         if stack.last().is_some_and(|dir| !dir.entered) {
             continue;
         }
-        let parent = stack.last().map_or_else(MatchState::root, |dir| dir.state.clone());
+        let parent = stack
+            .last()
+            .map_or_else(MatchState::root, |dir| dir.state.clone());
         let text = name.to_string_lossy();
         let verdict = matcher.check(&text, &parent);
         let selected = Selected { name, entry };
         let is_dir = matches!(entry.kind, EntryKind::Dir);
         if verdict.excluded {
             if is_dir {
-                stack.push(Open {
+                stack.push(OpenDir {
                     entered: exclude.should_descend(&text),
                     name,
                     state: verdict.state,
@@ -353,7 +342,7 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
         kept.extend(stack.iter_mut().filter_map(|dir| dir.pending.take()));
         kept.push(selected);
         if is_dir {
-            stack.push(Open {
+            stack.push(OpenDir {
                 name,
                 state: verdict.state,
                 entered: true,
@@ -362,6 +351,16 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
         }
     }
     kept
+}
+
+/// A directory of the `--exclude` walk that may still hold selected paths.
+struct OpenDir<'a> {
+    name: &'a Path,
+    state: MatchState,
+    /// Whether the walk enters this directory at all.
+    entered: bool,
+    /// Excluded and not yet brought back by a re-included descendant.
+    pending: Option<Selected<'a>>,
 }
 
 /// The components of a source path, cleaned lexically as Go's `path.Clean("/" + p)`: no empty or

@@ -228,10 +228,15 @@ impl StatCache {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let write = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("INSERT OR IGNORE INTO context_roots (path) VALUES (?1)", [&rows.root])?;
-            let root: i64 = tx.query_row("SELECT id FROM context_roots WHERE path = ?1", [&rows.root], |row| {
-                row.get(0)
-            })?;
+            tx.execute(
+                "INSERT OR IGNORE INTO context_roots (path) VALUES (?1)",
+                [&rows.root],
+            )?;
+            let root: i64 = tx.query_row(
+                "SELECT id FROM context_roots WHERE path = ?1",
+                [&rows.root],
+                |row| row.get(0),
+            )?;
             {
                 let mut delete =
                     tx.prepare_cached("DELETE FROM context_stat_cache WHERE root = ?1 AND path = ?2")?;

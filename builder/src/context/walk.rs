@@ -56,9 +56,12 @@ struct Child {
     entered: bool,
 }
 
+/// A directory to list, and the match state its children are checked against.
+type Subdir = (PathBuf, MatchState);
+
 /// The directories to list, shared by the listing threads.
 struct Queue {
-    todo: Vec<(PathBuf, MatchState)>,
+    todo: Vec<Subdir>,
     /// Directories being listed (which may queue more).
     busy: usize,
     failed: Option<ContextError>,
@@ -81,7 +84,10 @@ fn list_all(root: BorrowedFd<'_>, patterns: &Patterns) -> Result<HashMap<PathBuf
                 loop {
                     if q.failed.is_some() || (q.todo.is_empty() && q.busy == 0) {
                         wake.notify_all();
-                        listings.lock().unwrap_or_else(PoisonError::into_inner).extend(mine);
+                        listings
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .extend(mine);
                         return;
                     }
                     if let Some(next) = q.todo.pop() {
@@ -106,7 +112,9 @@ fn list_all(root: BorrowedFd<'_>, patterns: &Patterns) -> Result<HashMap<PathBuf
             wake.notify_all();
         }
     };
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_WORKERS);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS);
     std::thread::scope(|scope| {
         for _ in 1..workers {
             scope.spawn(work);
@@ -125,7 +133,7 @@ fn list(
     dir: &Path,
     state: &MatchState,
     patterns: &Patterns,
-) -> io::Result<(Vec<Child>, Vec<(PathBuf, MatchState)>)> {
+) -> io::Result<(Vec<Child>, Vec<Subdir>)> {
     let owned;
     let fd = if dir.as_os_str().is_empty() {
         root
@@ -159,8 +167,8 @@ fn list(
             let verdict = matcher.check(&rel.to_string_lossy(), state);
             (verdict.excluded, verdict.state)
         };
-        let entered = kind == EntryKind::Dir
-            && (!excluded || patterns.should_descend(&rel.to_string_lossy()));
+        let entered =
+            kind == EntryKind::Dir && (!excluded || patterns.should_descend(&rel.to_string_lossy()));
         if entered {
             subdirs.push((rel.clone(), child_state));
         }
@@ -186,7 +194,9 @@ struct Assembly<'a> {
 
 impl Assembly<'_> {
     fn visit(&mut self, dir: &Path) {
-        let Some(children) = self.listings.remove(dir) else { return };
+        let Some(children) = self.listings.remove(dir) else {
+            return;
+        };
         for child in children {
             let entry = Entry::new(child.rel, child.kind, child.meta);
             if !child.excluded {

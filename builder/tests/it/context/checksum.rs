@@ -19,7 +19,10 @@ fn app() -> Tree {
 
 fn set_mtime(tree: &Tree, rel: &str, time: SystemTime) {
     // Read-only opens can set times too (we own the files), and directories open no other way.
-    std::fs::File::open(tree.join(rel)).unwrap().set_modified(time).unwrap();
+    std::fs::File::open(tree.join(rel))
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
 }
 
 #[test]
@@ -27,7 +30,11 @@ fn the_checksum_ignores_timestamps() {
     let tree = app();
     let before = tree.checksum("app");
     assert_eq!(tree.checksum("app"), before, "stable across walks");
-    set_mtime(&tree, "app/main.rs", SystemTime::now() + Duration::from_secs(3600));
+    set_mtime(
+        &tree,
+        "app/main.rs",
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     set_mtime(&tree, "app/lib", SystemTime::UNIX_EPOCH);
     assert_eq!(tree.checksum("app"), before);
 }

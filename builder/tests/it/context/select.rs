@@ -14,7 +14,11 @@ fn shape(selection: &Selection<'_>) -> Vec<(String, Vec<String>)> {
         .matches()
         .iter()
         .map(|m| {
-            let names = m.entries().iter().map(|s| s.name().to_str().unwrap().to_owned()).collect();
+            let names = m
+                .entries()
+                .iter()
+                .map(|s| s.name().to_str().unwrap().to_owned())
+                .collect();
             (m.path().to_str().unwrap().to_owned(), names)
         })
         .collect()
@@ -25,7 +29,11 @@ fn read(tree: &Tree, source: &str) -> String {
     let selection = context.select(&Source::new(source)).unwrap();
     let root = selection.matches()[0].root();
     let mut text = String::new();
-    context.open_file(root).unwrap().read_to_string(&mut text).unwrap();
+    context
+        .open_file(root)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     text
 }
 
@@ -41,7 +49,10 @@ fn a_missing_source_is_reported_as_buildkit_does() {
     ] {
         let error = context.select(&Source::new(source)).unwrap_err();
         let message = error.to_string();
-        assert!(message.starts_with("failed to calculate checksum of ref "), "{message}");
+        assert!(
+            message.starts_with("failed to calculate checksum of ref "),
+            "{message}"
+        );
         assert!(message.ends_with(reported), "{source}: {message}");
     }
 }
@@ -49,7 +60,9 @@ fn a_missing_source_is_reported_as_buildkit_does() {
 #[test]
 fn a_directory_brings_its_whole_subtree_named_relative_to_it() {
     let tree = Tree::new();
-    tree.file("app/src/main.rs", "").file("app/Cargo.toml", "").file("other", "");
+    tree.file("app/src/main.rs", "")
+        .file("app/Cargo.toml", "")
+        .file("other", "");
     let context = tree.context();
     for source in ["app", "app/", "./app", "/app"] {
         let selection = context.select(&Source::new(source)).unwrap();
@@ -57,7 +70,12 @@ fn a_directory_brings_its_whole_subtree_named_relative_to_it() {
             shape(&selection),
             [(
                 "app".to_owned(),
-                vec!["".into(), "Cargo.toml".into(), "src".into(), "src/main.rs".into()]
+                vec![
+                    String::new(),
+                    "Cargo.toml".into(),
+                    "src".into(),
+                    "src/main.rs".into()
+                ]
             )],
             "{source}"
         );
@@ -89,7 +107,10 @@ fn dot_dot_in_a_symlink_stops_at_the_context_root() {
     assert_eq!(root.matches()[0].root().path(), std::path::Path::new(""));
     assert_eq!(read(&tree, "deep/y/file"), "inside");
     let error = context.select(&Source::new("../../etc/passwd")).unwrap_err();
-    assert!(error.to_string().ends_with("\"/etc/passwd\": not found"), "{error}");
+    assert!(
+        error.to_string().ends_with("\"/etc/passwd\": not found"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -148,13 +169,18 @@ fn wildcards_match_like_go_path_match() {
 #[test]
 fn a_matched_directory_brings_its_subtree() {
     let tree = Tree::new();
-    tree.file("pkg-a/lib/index.js", "").file("pkg-b/main.js", "").file("other", "");
+    tree.file("pkg-a/lib/index.js", "")
+        .file("pkg-b/main.js", "")
+        .file("other", "");
     let context = tree.context();
     let selection = context.select(&Source::new("pkg-*")).unwrap();
     assert_eq!(
         shape(&selection),
         [
-            ("pkg-a".to_owned(), vec![String::new(), "lib".into(), "lib/index.js".into()]),
+            (
+                "pkg-a".to_owned(),
+                vec![String::new(), "lib".into(), "lib/index.js".into()]
+            ),
             ("pkg-b".to_owned(), vec![String::new(), "main.js".into()]),
         ]
     );
@@ -163,10 +189,16 @@ fn a_matched_directory_brings_its_subtree() {
 #[test]
 fn a_wildcard_below_a_symlinked_directory_matches_through_it() {
     let tree = Tree::new();
-    tree.file("real/a.conf", "").symlink("conf", "real").symlink("real/b.conf", "a.conf");
+    tree.file("real/a.conf", "")
+        .symlink("conf", "real")
+        .symlink("real/b.conf", "a.conf");
     let context = tree.context();
     let selection = context.select(&Source::new("conf/*.conf")).unwrap();
-    let roots: Vec<_> = selection.matches().iter().map(|m| (m.path().to_owned(), m.root().path().to_owned())).collect();
+    let roots: Vec<_> = selection
+        .matches()
+        .iter()
+        .map(|m| (m.path().to_owned(), m.root().path().to_owned()))
+        .collect();
     // Paths as the source spells them; a matched symlink is followed.
     assert_eq!(
         roots,
@@ -192,7 +224,10 @@ fn a_wildcard_that_matches_nothing_fails_unless_allowed() {
     let error = context
         .select(&Source::new("nodir/*.rs").allow_empty_wildcard(true))
         .unwrap_err();
-    assert!(error.to_string().ends_with("\"/nodir/*.rs\": not found"), "{error}");
+    assert!(
+        error.to_string().ends_with("\"/nodir/*.rs\": not found"),
+        "{error}"
+    );
 }
 
 #[test]

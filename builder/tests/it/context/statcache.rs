@@ -65,7 +65,10 @@ fn a_touched_file_is_read_again_and_keeps_its_checksum() {
     let cache = cache_in(&kiln);
     let (cold, _) = run(tree.path(), &cache);
     let later = std::time::SystemTime::now() + Duration::from_secs(60);
-    let file = std::fs::File::options().write(true).open(tree.join("README.md")).unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(tree.join("README.md"))
+        .unwrap();
     file.set_modified(later).unwrap();
     settle();
     let (touched, stats) = run(tree.path(), &cache);
@@ -83,7 +86,12 @@ fn a_rewrite_with_the_same_size_and_mtime_is_caught_by_ctime() {
     let path = tree.join("README.md");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
     std::fs::write(&path, "README\n").unwrap();
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
     let (changed, stats) = run(tree.path(), &cache);
     assert_ne!(changed, cold);
@@ -116,7 +124,14 @@ fn a_newer_cache_schema_is_refused() {
         .unwrap();
     let error = StatCache::open(kiln.path()).unwrap_err();
     assert!(
-        matches!(error, ContextError::StatCacheTooNew { found: 7, supported: 1, .. }),
+        matches!(
+            error,
+            ContextError::StatCacheTooNew {
+                found: 7,
+                supported: 1,
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
@@ -132,7 +147,10 @@ fn two_processes_share_one_cache() {
             "--test-threads=1",
             "--nocapture",
         ])
-        .env(CHILD_ENV, format!("{}\n{}", tree.path().display(), kiln.path().display()))
+        .env(
+            CHILD_ENV,
+            format!("{}\n{}", tree.path().display(), kiln.path().display()),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -140,7 +158,11 @@ fn two_processes_share_one_cache() {
     let cache = cache_in(&kiln);
     let (mine, _) = run(tree.path(), &cache);
     let child = child.wait_with_output().unwrap();
-    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
     let stdout = String::from_utf8_lossy(&child.stdout);
     assert!(stdout.contains(&format!("checksum {mine}")), "{stdout}");
     // Whichever wrote last, every digest is now cached.
@@ -152,7 +174,9 @@ fn two_processes_share_one_cache() {
 #[test]
 #[ignore = "run by two_processes_share_one_cache"]
 fn second_process() {
-    let Ok(args) = std::env::var(CHILD_ENV) else { return };
+    let Ok(args) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (root, kiln) = args.split_once('\n').unwrap();
     let cache = Arc::new(StatCache::open(Path::new(kiln)).unwrap());
     let (digest, _) = run(Path::new(root), &cache);
