@@ -1,30 +1,6 @@
 //! The content checksum of a selection, and the file hashing behind it.
 //!
-//! # Encoding (`kiln.context.checksum.v1`)
-//!
-//! The digest is sha256 over a canonical encoding; integers are little-endian, byte strings are a
-//! `u64` length then the bytes:
-//!
-//! ```text
-//! "kiln.context.checksum.v1\0"  u64 number of matches
-//! per match:   bytes name: what `COPY` calls it in the destination, the last component of its
-//!                    path for a file (or anything not a directory), "" for a directory, whose
-//!                    contents are copied
-//!              u64 number of entries
-//! per entry:   bytes name (relative to the match's root; "" for the root)
-//!              u8 kind ('f' file, 'd' dir, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device)
-//!              u32 permission bits (mode & 0o7777)   u32 uid   u32 gid
-//!              file:    u64 size, then the 32-byte sha256 of the contents
-//!              symlink: bytes target
-//!              device:  u64 rdev
-//!              bytes extended attributes: per attribute, sorted by name, u32 name length, name,
-//!                    u32 value length, value
-//! ```
-//!
-//! Left out on purpose: access, modification and change times (a `touch`, a fresh `git clone` or
-//! a different checkout time must not invalidate the cache; BuildKit leaves them out too), inode and
-//! device numbers and link counts (they say where a file is stored, not what it is), and directory
-//! sizes (they depend on the filesystem, not on the contents).
+//! The encoding the digest is taken over is documented on [`Context::checksum`].
 //!
 //! # Hashing
 //!
@@ -82,10 +58,37 @@ pub(crate) struct Counters {
 }
 
 impl Context {
-    /// The checksum of exactly what `selection` holds. See the [encoding](self).
+    /// The checksum of exactly what `selection` holds: the cache key input of a `COPY`/`ADD`.
     ///
     /// Files are read only if neither an earlier checksum of this context nor the stat cache knows
     /// their digest; new digests are written to the stat cache in one transaction.
+    ///
+    /// # Encoding (`kiln.context.checksum.v1`)
+    ///
+    ///  The digest is sha256 over a canonical encoding; integers are little-endian, byte strings are a
+    ///  `u64` length then the bytes:
+    ///
+    ///  ```text
+    ///  "kiln.context.checksum.v1\0"  u64 number of matches
+    ///  per match:   bytes name: what `COPY` calls it in the destination, the last component of its
+    ///                     path for a file (or anything not a directory), "" for a directory, whose
+    ///                     contents are copied
+    ///               u64 number of entries
+    ///  per entry:   bytes name (relative to the match's root; "" for the root)
+    ///               u8 kind ('f' file, 'd' dir, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device)
+    ///               u32 permission bits (mode & 0o7777)   u32 uid   u32 gid
+    ///               file:    u64 size, then the 32-byte sha256 of the contents
+    ///               symlink: bytes target
+    ///               device:  u64 rdev
+    ///               bytes extended attributes: per attribute, sorted by name, u32 name length, name,
+    ///                     u32 value length, value
+    ///  ```
+    ///
+    ///  Left out on purpose: access, modification and change times (a `touch`, a fresh `git clone` or
+    ///  a different checkout time must not invalidate the cache; BuildKit leaves them out too), inode and
+    ///  device numbers and link counts (they say where a file is stored, not what it is), and directory
+    ///  sizes (they depend on the filesystem, not on the contents).
+    ///
     pub fn checksum(&self, selection: &Selection<'_>) -> Result<Digest, ContextError> {
         self.hash_entries(selection.entries().map(Selected::entry))?;
         let mut digester = Digester::new();

@@ -4,10 +4,11 @@
 //!
 //! * [`Context::builder`] opens the context directory, chooses the ignore file as BuildKit does
 //!   ([`IgnoreSource`]: `<Dockerfile>.dockerignore` beside the Dockerfile replaces `.dockerignore` at
-//!   the context root) and walks the directory once ([`walk`](self) rules: lexical, depth-first,
-//!   excluded directories skipped unless an exception may re-include something inside, re-included
-//!   paths bring their parents, symlinks never followed). What the walk leaves out does not exist
-//!   for any API here: it cannot be selected, followed through a symlink, read or checksummed.
+//!   the context root) and walks the directory once, as BuildKit's context transfer does:
+//!   depth-first with names sorted bytewise, excluded directories skipped unless an exception may
+//!   re-include something inside, re-included paths bringing their parent directories, symlinks
+//!   never followed, the root never excluded. What the walk leaves out does not exist for any API
+//!   here: it cannot be selected, reached through a symlink, read or checksummed.
 //! * [`Context::entries`] is the result: one [`Entry`] per path (relative, file type, metadata), in
 //!   walk order.
 //! * [`Context::select`] resolves a `COPY`/`ADD` source ([`Source`]: a path with optional Go

@@ -1,17 +1,6 @@
 //! Selecting what a `COPY`/`ADD` source names, inside the context, as BuildKit resolves it.
 //!
-//! A source is a path relative to the context root, already variable-expanded. It is cleaned
-//! lexically (`.` and empty components dropped, `..` never climbing above the root), then resolved
-//! against the context's entries as BuildKit's contenthash does: a symlink met on the way is
-//! followed, but its target is resolved *inside* the context (an absolute target starts again at
-//! the context root, `..` stops there), so `ln -s /etc/passwd x` names the context's own
-//! `etc/passwd`, which is usually not there. The final component is followed too, as `COPY` does.
-//!
-//! With wildcards (`*`, `?`, `[...]`, Go's `path.Match`), the path splits at the first component that
-//! has one: the part before it is resolved as above, and every context path below it that the whole
-//! pattern matches is a [`Match`]. A matched directory brings its whole subtree; a matched symlink is
-//! followed. `--exclude` patterns ([`Source::exclude`]) then drop paths of each match, with the same
-//! rules as `.dockerignore` applied to paths relative to the match.
+//! The rules are documented on [`Context::select`].
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -142,7 +131,20 @@ impl<'a> Selected<'a> {
 }
 
 impl Context {
-    /// Resolves `source` inside the context. See the [module documentation](self).
+    /// Resolves `source` inside the context, as BuildKit resolves a `COPY`/`ADD` source.
+    ///
+    /// A source is a path relative to the context root, already variable-expanded. It is cleaned
+    /// lexically (`.` and empty components dropped, `..` never climbing above the root), then resolved
+    /// against the context's entries as BuildKit's contenthash does: a symlink met on the way is
+    /// followed, but its target is resolved *inside* the context (an absolute target starts again at
+    /// the context root, `..` stops there), so `ln -s /etc/passwd x` names the context's own
+    /// `etc/passwd`, which is usually not there. The final component is followed too, as `COPY` does.
+    ///
+    /// With wildcards (`*`, `?`, `[...]`, Go's `path.Match`), the path splits at the first component that
+    /// has one: the part before it is resolved as above, and every context path below it that the whole
+    /// pattern matches is a [`Match`]. A matched directory brings its whole subtree; a matched symlink is
+    /// followed. `--exclude` patterns ([`Source::exclude`]) then drop paths of each match, with the same
+    /// rules as `.dockerignore` applied to paths relative to the match.
     ///
     /// A path that does not exist (or is ignored) fails with [`ContextError::NotFound`], reported as
     /// BuildKit does: `"/missing": not found`. So does a wildcard that matches nothing, unless the

@@ -1,26 +1,4 @@
-//! The stat cache: file digests remembered across builds, keyed by what `lstat` says of the file.
-//!
-//! A row maps (context root, relative path) and the file's stat data (device, inode, size, mtime,
-//! ctime, mode, uid, gid) to its content sha256 and extended attributes. An entry whose stat data
-//! all match is not read again. Any write to a file changes its mtime and ctime; a `touch` changes
-//! them too, so the file is read again and, its bytes being the same, yields the same checksum. A
-//! file rewritten with the same size and a restored mtime still gets a new ctime, which no user can
-//! set. Rows are only written for file versions older than the filesystem's timestamp tick (see
-//! `checksum::trusted`), so a change in the same tick as the read is never hidden.
-//!
-//! # On disk
-//!
-//! `<kiln root>/context-cache-v1.db`, an SQLite database of its own rather than tables in the
-//! metadata database: it is a cache (deleting the file costs one re-read of each context, nothing
-//! else), it takes tens of thousands of rows per build that need no fsync on commit
-//! (`synchronous=NORMAL`: a crash loses at most the last batch), and its writers never queue behind
-//! the metadata database's write lock, which the image GC holds for seconds. The version is in the
-//! name: a new layout is a new file. Several processes share it safely (WAL; each checksum run
-//! writes its new rows in one transaction, `INSERT OR REPLACE`, so racing writers agree).
-//!
-//! Rows of paths a context no longer has (deleted, or ignored now) are deleted by the next checksum
-//! run of that context that writes (a deletion changes its directory, which is then cached anew);
-//! rows of context directories that are gone stay until the file is deleted.
+//! The stat cache: file digests remembered across builds (documented on [`StatCache`]).
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -60,7 +38,28 @@ const SCHEMA: &str = "
     ) STRICT, WITHOUT ROWID;";
 
 /// The persistent stat cache, shared by every context and every kiln process using one root.
-/// See the [module documentation](self).
+///
+/// A row maps (context root, relative path) and the file's stat data (device, inode, size, mtime,
+/// ctime, mode, uid, gid) to its content sha256 and extended attributes. An entry whose stat data
+/// all match is not read again. Any write to a file changes its mtime and ctime; a `touch` changes
+/// them too, so the file is read again and, its bytes being the same, yields the same checksum. A
+/// file rewritten with the same size and a restored mtime still gets a new ctime, which no user can
+/// set. Rows are only written for file versions older than the filesystem's timestamp tick (see
+/// `checksum::trusted`), so a change in the same tick as the read is never hidden.
+///
+/// # On disk
+///
+/// `<kiln root>/context-cache-v1.db`, an SQLite database of its own rather than tables in the
+/// metadata database: it is a cache (deleting the file costs one re-read of each context, nothing
+/// else), it takes tens of thousands of rows per build that need no fsync on commit
+/// (`synchronous=NORMAL`: a crash loses at most the last batch), and its writers never queue behind
+/// the metadata database's write lock, which the image GC holds for seconds. The version is in the
+/// name: a new layout is a new file. Several processes share it safely (WAL; each checksum run
+/// writes its new rows in one transaction, `INSERT OR REPLACE`, so racing writers agree).
+///
+/// Rows of paths a context no longer has (deleted, or ignored now) are deleted by the next checksum
+/// run of that context that writes (a deletion changes its directory, which is then cached anew);
+/// rows of context directories that are gone stay until the file is deleted.
 #[derive(Debug)]
 pub struct StatCache {
     path: PathBuf,
