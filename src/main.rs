@@ -56,7 +56,7 @@ impl Global {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(build::Args),
-    /// Inspect what kiln sees: the Dockerfile's syntax tree.
+    /// Inspect what kiln sees: the Dockerfile's syntax tree, the build context.
     #[command(subcommand)]
     Debug(debug::Command),
     /// Manage images.

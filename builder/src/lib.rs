@@ -10,6 +10,7 @@ pub use kiln_frontend as frontend;
 
 pub mod archive;
 pub mod content;
+pub mod context;
 pub mod distribution;
 pub mod dockerfile;
 pub mod exec;

@@ -3,5 +3,6 @@
 mod archive;
 mod build_call;
 mod debug_ast;
+mod debug_context;
 mod images;
 mod support;

@@ -2,6 +2,7 @@
 //! create device nodes, set trusted.* xattrs, chown, mount overlays and enter namespaces).
 
 mod content;
+mod context;
 mod exec;
 mod layer;
 mod reference;
