@@ -10,6 +10,8 @@ pub use kiln_frontend as frontend;
 
 pub mod content;
 pub mod dockerfile;
+pub mod fsop;
+mod fsroot;
 pub mod platform;
 pub mod reference;
 pub mod store;
