@@ -88,12 +88,13 @@ pub(super) fn extract(
         let kind = header.entry_type();
         let owner = match chown {
             Some(owner) => owner,
+            // Go's tar reader reads an empty numeric field as 0; so does kiln.
             None => Owner::new(
-                u32::try_from(header.uid().map_err(read_err)?).unwrap_or(u32::MAX),
-                u32::try_from(header.gid().map_err(read_err)?).unwrap_or(u32::MAX),
+                header.uid().ok().and_then(|id| u32::try_from(id).ok()).unwrap_or(0),
+                header.gid().ok().and_then(|id| u32::try_from(id).ok()).unwrap_or(0),
             ),
         };
-        let mode = header.mode().map_err(read_err)? & 0o7777;
+        let mode = header.mode().unwrap_or(0) & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
         let xattrs = pax_xattrs(&mut entry);

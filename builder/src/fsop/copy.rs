@@ -55,10 +55,10 @@ pub(super) fn run(src_root: &Path, dst_root: &Path, spec: &CopySpec, wildcards: 
     let src = open_root(src_root, "open source root")?;
     let dst = open_root(dst_root, "open destination root")?;
     let meta = Metadata {
-        owner: spec.ownership.owner(),
+        owner: spec.ownership.entry_owner(),
         chmod: spec.chmod.as_ref(),
     };
-    let mut copier = Copier::new(meta, excludes.as_ref());
+    let mut copier = Copier::new(meta, spec.ownership.chown(), excludes.as_ref());
     for source in &spec.sources {
         if spec.parents {
             copy_parents(&src, &dst, &dest, source, spec, &mut copier)?;
@@ -119,7 +119,7 @@ pub(super) fn dest_dir(dst: &Root, dest: &str, owner: Option<Owner>) -> Result<D
 
 /// Copies one resolved source to the destination.
 fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Result<(), FsopError> {
-    let owner = copier.new_dir_owner();
+    let owner = copier.chown();
     if dest.dir_form || item.is_dir() {
         // A directory source merges its contents into `dest` (created if missing, followed if a
         // symlink); anything goes inside a `dest/`.
@@ -184,9 +184,9 @@ fn unpack(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Re
     let Some(reader) = archive::open(parent.as_fd(), name, &item.st, &item.path)? else {
         return Ok(false);
     };
-    let into = dest_dir(dst, &dest.path, copier.new_dir_owner())?;
+    let into = dest_dir(dst, &dest.path, copier.chown())?;
     let into_fd = into.fd.try_clone().map_err(|e| FsopError::io("open directory", &dest.path, e))?;
-    archive::extract(reader, into_fd, &item.path, copier.new_dir_owner(), &mut copier.report)?;
+    archive::extract(reader, into_fd, &item.path, copier.chown(), &mut copier.report)?;
     copier.report.archives += 1;
     Ok(true)
 }
@@ -224,7 +224,7 @@ fn copy_parents(
     } else {
         vec![pattern]
     };
-    let top = dest_dir(dst, &dest.path, copier.new_dir_owner())?;
+    let top = dest_dir(dst, &dest.path, copier.chown())?;
     let mut created = Vec::new();
     for path in matches {
         let mut src_dir = base.try_clone().map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?;
@@ -236,7 +236,9 @@ fn copy_parents(
             let shown = absolute(&[pivot.clone(), path[..=i].to_vec()].concat());
             let st = lstat_at(&src_dir, &name)
                 .map_err(|e| FsopError::io("stat", &shown, e))?
-                .ok_or_else(|| FsopError::SourceNotFound { path: shown.clone() })?;
+                .ok_or_else(|| FsopError::SourceNotFound {
+                    path: absolute(&[pivot.clone(), path.clone()].concat()),
+                })?;
             let Some(next_state) = copier.included(&rel, is_dir(&st), &state) else {
                 break;
             };

@@ -24,29 +24,41 @@ impl Owner {
 /// Who owns what a copy writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ownership {
-    /// Every copied entry, and every directory the copy creates, gets this owner (`--chown`, or
-    /// `0:0` for the build context).
-    Set(Owner),
-    /// Copied entries keep their source's owner; created directories belong to kiln (root).
+    /// `--chown`: every copied entry, every directory the copy creates and every entry an `ADD`
+    /// extracts gets this owner.
+    Chown(Owner),
+    /// No `--chown`, from the build context: entries land as `0:0` (BuildKit sends context files as
+    /// `0:0`); extracted archives keep their headers' owners.
+    Root,
+    /// No `--chown`, from another stage or image: entries keep their source's owner.
     Preserve,
 }
 
 impl Ownership {
-    /// For `COPY`/`ADD` from the build context: BuildKit sends context files as `0:0`, so they land
-    /// as `0:0` unless `--chown` says otherwise.
+    /// For `COPY`/`ADD` from the build context.
     pub fn context(chown: Option<Owner>) -> Ownership {
-        Ownership::Set(chown.unwrap_or(Owner::ROOT))
+        chown.map_or(Ownership::Root, Ownership::Chown)
     }
 
-    /// For `COPY --from=<stage or image>`: the source's owners are kept unless `--chown`.
+    /// For `COPY --from=<stage or image>`.
     pub fn from_stage(chown: Option<Owner>) -> Ownership {
-        chown.map_or(Ownership::Preserve, Ownership::Set)
+        chown.map_or(Ownership::Preserve, Ownership::Chown)
     }
 
-    pub(crate) fn owner(self) -> Option<Owner> {
+    /// The owner copied entries get (`None`: their source's).
+    pub(crate) fn entry_owner(self) -> Option<Owner> {
         match self {
-            Ownership::Set(owner) => Some(owner),
+            Ownership::Chown(owner) => Some(owner),
+            Ownership::Root => Some(Owner::ROOT),
             Ownership::Preserve => None,
+        }
+    }
+
+    /// `--chown`, if given: the owner of created directories and extracted entries.
+    pub(crate) fn chown(self) -> Option<Owner> {
+        match self {
+            Ownership::Chown(owner) => Some(owner),
+            Ownership::Root | Ownership::Preserve => None,
         }
     }
 }

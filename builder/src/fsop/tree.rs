@@ -46,6 +46,8 @@ impl DstDir {
 /// One copy's state: how to set metadata, what to leave out, which inodes were already written.
 pub(super) struct Copier<'a> {
     pub(super) meta: Metadata<'a>,
+    /// `--chown`: owner of the directories the copy creates on its own, and of extracted entries.
+    chown: Option<Owner>,
     pub(super) excludes: Option<&'a Patterns>,
     /// Files with several links already written: (dev, ino) -> where.
     links: HashMap<(u64, u64), (Rc<OwnedFd>, CString)>,
@@ -53,18 +55,20 @@ pub(super) struct Copier<'a> {
 }
 
 impl<'a> Copier<'a> {
-    pub(super) fn new(meta: Metadata<'a>, excludes: Option<&'a Patterns>) -> Copier<'a> {
+    pub(super) fn new(meta: Metadata<'a>, chown: Option<Owner>, excludes: Option<&'a Patterns>) -> Copier<'a> {
         Copier {
             meta,
+            chown,
             excludes,
             links: HashMap::new(),
             report: CopyReport::default(),
         }
     }
 
-    /// Owner of directories this copy creates on its own (parents of the destination).
-    pub(super) fn new_dir_owner(&self) -> Option<Owner> {
-        self.meta.owner
+    /// `--chown`: the owner of directories this copy creates on its own (parents of the
+    /// destination, which are root's otherwise) and of entries extracted from archives.
+    pub(super) fn chown(&self) -> Option<Owner> {
+        self.chown
     }
 
     /// Copies `src` to `name` in `dst`. `rel` is the entry's path relative to the copy's source (for
