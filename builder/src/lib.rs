@@ -9,9 +9,12 @@
 pub use kiln_frontend as frontend;
 
 pub mod content;
+pub mod distribution;
 pub mod dockerfile;
+pub mod exec;
 pub mod fsop;
 mod fsroot;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod store;

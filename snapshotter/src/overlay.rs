@@ -1,0 +1,248 @@
+//! The overlay snapshotter: each snapshot stores only its own changes; a mount stacks the chain.
+//!
+//! A snapshot `<id>` owns `snapshots/<id>/fs` (overlay's upper directory: new and changed files, whiteouts
+//! for deleted ones) and `snapshots/<id>/work` (overlay's scratch directory). Mounts, as containerd's
+//! overlay snapshotter makes them:
+//!
+//! | snapshot | parents | mount |
+//! |---|---|---|
+//! | active | none | rw bind of its `fs` |
+//! | active | some | overlay: `lowerdir` = parents' `fs`, nearest first; `upperdir`/`workdir` its own |
+//! | view | none | ro bind of its (empty) `fs` |
+//! | view | one | ro bind of the parent's `fs` |
+//! | view | several | overlay with `lowerdir` only (read-only by construction) |
+//!
+//! Whether overlay works is probed, not assumed ([`OverlaySnapshotter::open`]): a small overlay is mounted in a
+//! staging directory under the root and exercised (whiteout, opaque directory, copy-up). The probe also finds
+//! the options the mount needs here: `index=off` where the kernel accepts it (layers are shared between
+//! many mounts, which overlay's inode index would refuse) and `userxattr` when overlay's `trusted.*` xattrs
+//! are not available (inside a user namespace).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fsutil::Staging;
+use crate::mount::{self, Mount, MountKind};
+use crate::snapshot::{Backend, CleanupReport, Info, Kind, Snapshotter, Usage};
+use crate::store::{Resolved, Store};
+
+/// The most lower layers one overlay mount can stack (the kernel's `OVL_MAX_STACK`).
+pub const MAX_LOWER_LAYERS: usize = 500;
+
+/// Extra option sets tried by the probe, best first.
+const PROBE_CANDIDATES: [&[&str]; 4] = [&["index=off"], &["index=off", "userxattr"], &[], &["userxattr"]];
+
+/// Snapshots as overlayfs layers. See the module docs for the mounts it returns.
+pub struct OverlaySnapshotter {
+    store: Store,
+    /// Options every overlay mount gets, found by the probe.
+    options: Vec<String>,
+}
+
+impl OverlaySnapshotter {
+    /// Opens the snapshotter rooted at `root` (created if missing), after probing that overlay works there.
+    pub fn open(root: impl AsRef<Path>) -> Result<OverlaySnapshotter> {
+        Self::with_store(Store::open(root.as_ref())?)
+    }
+
+    pub(crate) fn with_store(store: Store) -> Result<OverlaySnapshotter> {
+        let options = probe_store(&store)?;
+        Self::with_options(store, options)
+    }
+
+    pub(crate) fn with_options(store: Store, options: Vec<String>) -> Result<OverlaySnapshotter> {
+        store.claim_backend(Backend::Overlay)?;
+        Ok(OverlaySnapshotter { store, options })
+    }
+
+    /// The options the probe chose for this root, added to every overlay mount (e.g. `index=off`).
+    pub fn mount_options(&self) -> &[String] {
+        &self.options
+    }
+
+    fn mounts_for(&self, resolved: &Resolved) -> Vec<Mount> {
+        let id = resolved.record.id;
+        let lowers: Vec<PathBuf> = resolved.ancestors.iter().map(|a| self.store.fs_dir(*a)).collect();
+        match (resolved.record.kind, lowers.as_slice()) {
+            (Kind::View, []) => vec![Mount::bind(self.store.fs_dir(id), true)],
+            (Kind::View, [only]) => vec![Mount::bind(only, true)],
+            (_, []) => vec![Mount::bind(self.store.fs_dir(id), false)],
+            (kind, lowers) => {
+                let upper = (kind != Kind::View).then(|| (self.store.fs_dir(id), self.store.work_dir(id)));
+                vec![overlay_mount(&self.options, lowers, upper)]
+            }
+        }
+    }
+
+    fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>> {
+        let resolved = self
+            .store
+            .create(key, parent, kind, MAX_LOWER_LAYERS, |staging, parent| {
+                for dir in ["fs", "work"] {
+                    let path = staging.join(dir);
+                    fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
+                }
+                match parent {
+                    Some(parent) => {
+                        inherit_root_attributes(&self.store.fs_dir(parent.id), &staging.join("fs"))
+                    }
+                    None => Ok(()),
+                }
+            })?;
+        Ok(self.mounts_for(&resolved))
+    }
+}
+
+/// Gives a new upper directory the owner and mode of the parent's. Overlay shows the upper directory's
+/// attributes for the root of the mount, so without this every layer would reset `/` to root:root 0755.
+fn inherit_root_attributes(parent_fs: &Path, upper: &Path) -> Result<()> {
+    let meta = fs::metadata(parent_fs).map_err(|e| Error::io("stat", parent_fs, e))?;
+    std::os::unix::fs::chown(upper, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| Error::io("chown", upper, e))?;
+    fs::set_permissions(upper, meta.permissions()).map_err(|e| Error::io("chmod", upper, e))
+}
+
+/// An overlay mount of `lowers` (nearest first), writable into `upper` = (upperdir, workdir) if given.
+fn overlay_mount(extra: &[String], lowers: &[PathBuf], upper: Option<(PathBuf, PathBuf)>) -> Mount {
+    let mut options = extra.to_vec();
+    let lowers: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    options.push(format!("lowerdir={}", lowers.join(":")));
+    if let Some((upper, work)) = upper {
+        options.push(format!("upperdir={}", upper.display()));
+        options.push(format!("workdir={}", work.display()));
+    }
+    Mount {
+        kind: MountKind::Overlay,
+        source: PathBuf::from("overlay"),
+        target: None,
+        options,
+    }
+}
+
+/// Probes overlay under the store's root; returns the extra options that made it work.
+pub(crate) fn probe_store(store: &Store) -> Result<Vec<String>> {
+    let root = store.root().to_owned();
+    let unsupported = |source: Error| Error::OverlayUnsupported {
+        root: root.clone(),
+        source: Box::new(source),
+    };
+    let text = root.to_str().ok_or_else(|| Error::InvalidRoot {
+        path: root.clone(),
+        reason: "not UTF-8",
+    })?;
+    if text.contains([',', ':', '\\']) {
+        return Err(Error::InvalidRoot {
+            path: root.clone(),
+            reason: "contains ',', ':' or '\\', which overlay mount options cannot carry",
+        });
+    }
+    let staging =
+        Staging::create(store.snapshots_dir()).map_err(|e| Error::io("create", store.snapshots_dir(), e))?;
+    let mut last_error = None;
+    for candidate in PROBE_CANDIDATES {
+        let options: Vec<String> = candidate.iter().map(|o| (*o).to_owned()).collect();
+        match probe_once(staging.path(), &options) {
+            Ok(()) => return Ok(options),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(unsupported(last_error.expect("at least one candidate was tried")))
+}
+
+/// Mounts a two-layer overlay in a fresh subdirectory of `dir` and checks what the snapshotter relies on.
+fn probe_once(dir: &Path, options: &[String]) -> Result<()> {
+    let base = dir.join(format!("try-{}", options.join("-")));
+    let [lower1, lower2, upper, work, merged] =
+        ["lower1", "lower2", "upper", "work", "merged"].map(|name| base.join(name));
+    let io = |operation: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |e| Error::io(operation, path, e)
+    };
+    for dir in [&lower1.join("dir"), &lower2, &upper, &work, &merged] {
+        fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    fs::write(lower1.join("dir/old"), "1").map_err(io("create", &lower1))?;
+    fs::write(lower2.join("file"), "2").map_err(io("create", &lower2))?;
+    let mount = overlay_mount(options, &[lower1, lower2], Some((upper.clone(), work)));
+    let guard = mount::mount_all(&[mount], &merged)?;
+    let check = |ok: bool, what: &'static str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::OverlayProbe {
+                path: merged.clone(),
+                check: what,
+            })
+        }
+    };
+    check(
+        merged.join("file").exists() && merged.join("dir/old").exists(),
+        "lower layers visible",
+    )?;
+    // A deleted lower file needs a whiteout in the upper dir.
+    fs::remove_file(merged.join("file")).map_err(io("remove", &merged))?;
+    check(!merged.join("file").exists(), "whiteout hides a lower file")?;
+    // A directory deleted and made again needs the opaque xattr (trusted.* or, with userxattr, user.*).
+    fs::remove_dir_all(merged.join("dir")).map_err(io("remove", &merged))?;
+    fs::create_dir(merged.join("dir")).map_err(io("create", &merged))?;
+    check(
+        !merged.join("dir/old").exists(),
+        "opaque directory hides lower entries",
+    )?;
+    fs::write(merged.join("new"), "3").map_err(io("create", &merged))?;
+    guard.unmount()?;
+    check(upper.join("new").exists(), "writes land in the upper directory")
+}
+
+impl Snapshotter for OverlaySnapshotter {
+    fn backend(&self) -> Backend {
+        Backend::Overlay
+    }
+
+    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+        self.create(key, parent, Kind::Active)
+    }
+
+    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+        self.create(key, parent, Kind::View)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        Ok(self.mounts_for(&self.store.resolve(key, "mounts")?))
+    }
+
+    fn commit(&self, name: &str, key: &str) -> Result<()> {
+        self.store.commit(name, key)
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        self.store.remove(key)
+    }
+
+    fn stat(&self, key: &str) -> Result<Info> {
+        self.store.stat(key)
+    }
+
+    fn set_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info> {
+        self.store.set_labels(key, &labels)
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage> {
+        self.store.usage(key, |record| self.store.fs_dir(record.id))
+    }
+
+    fn list(&self) -> Result<Vec<Info>> {
+        self.store.list()
+    }
+
+    fn cleanup(&self) -> Result<CleanupReport> {
+        self.store.cleanup()
+    }
+
+    fn upper_dir(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.store.fs_dir(self.store.record(key)?.id))
+    }
+}
