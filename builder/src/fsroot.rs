@@ -85,7 +85,11 @@ pub(crate) enum Location<'a> {
     Dir(DirFd<'a>),
     /// The last component `name` in `parent`. It may not exist; with `follow_last` it is not a
     /// symlink.
-    Entry { parent: DirFd<'a>, name: CString, path: String },
+    Entry {
+        parent: DirFd<'a>,
+        name: CString,
+        path: String,
+    },
 }
 
 /// What to do with a directory the walk creates: called with the new directory's fd, to set its
@@ -101,7 +105,11 @@ pub(crate) struct Root {
 impl Root {
     /// Opens `path` (itself may be a symlink: the root is where it points).
     pub(crate) fn open(path: &Path) -> io::Result<Root> {
-        let fd = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Root { fd })
     }
 
@@ -135,32 +143,53 @@ impl Root {
             }
             let here = stack.last().map_or(self.fd.as_fd(), |(fd, _)| fd.as_fd());
             let Ok(cname) = CString::new(name.clone()) else {
-                return Err(ResolveError::NotFound { path: shown_path(&stack, &name) });
+                return Err(ResolveError::NotFound {
+                    path: shown_path(&stack, &name),
+                });
             };
             let st = match lstat_at(&here, &cname) {
                 Ok(Some(st)) => st,
                 Ok(None) if is_last => return Ok(self.entry(stack, name)),
                 Ok(None) => {
                     let Some(hook) = new_dir.as_deref_mut() else {
-                        return Err(ResolveError::NotFound { path: shown_path(&stack, &name) });
+                        return Err(ResolveError::NotFound {
+                            path: shown_path(&stack, &name),
+                        });
                     };
                     match create_dir(here, &cname, hook) {
                         Ok(fd) => stack.push((fd, name)),
-                        Err(source) => return Err(ResolveError::Io { path: shown_path(&stack, &name), source }),
+                        Err(source) => {
+                            return Err(ResolveError::Io {
+                                path: shown_path(&stack, &name),
+                                source,
+                            });
+                        }
                     }
                     continue;
                 }
-                Err(source) => return Err(ResolveError::Io { path: shown_path(&stack, &name), source }),
+                Err(source) => {
+                    return Err(ResolveError::Io {
+                        path: shown_path(&stack, &name),
+                        source,
+                    });
+                }
             };
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink => {
                     links += 1;
                     if links > MAX_SYMLINKS {
-                        return Err(ResolveError::TooManySymlinks { path: shown_path(&stack, &name) });
+                        return Err(ResolveError::TooManySymlinks {
+                            path: shown_path(&stack, &name),
+                        });
                     }
                     let target = match rustix::fs::readlinkat(here, &cname, Vec::new()) {
                         Ok(target) => target,
-                        Err(e) => return Err(ResolveError::Io { path: shown_path(&stack, &name), source: e.into() }),
+                        Err(e) => {
+                            return Err(ResolveError::Io {
+                                path: shown_path(&stack, &name),
+                                source: e.into(),
+                            });
+                        }
                     };
                     let target = target.as_bytes();
                     if target.first() == Some(&b'/') {
@@ -170,17 +199,28 @@ impl Root {
                         pending.push_front(component.to_vec());
                     }
                 }
-                FileType::Directory if !is_last => match rustix::fs::openat(here, &cname, DIR_FLAGS, Mode::empty()) {
-                    Ok(fd) => stack.push((fd, name)),
-                    // Swapped for something else since the lstat: look again (a bounded number of times).
-                    Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) if links < MAX_SYMLINKS => {
-                        links += 1;
-                        pending.push_front(name);
+                FileType::Directory if !is_last => {
+                    match rustix::fs::openat(here, &cname, DIR_FLAGS, Mode::empty()) {
+                        Ok(fd) => stack.push((fd, name)),
+                        // Swapped for something else since the lstat: look again (a bounded number of times).
+                        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) if links < MAX_SYMLINKS => {
+                            links += 1;
+                            pending.push_front(name);
+                        }
+                        Err(e) => {
+                            return Err(ResolveError::Io {
+                                path: shown_path(&stack, &name),
+                                source: e.into(),
+                            });
+                        }
                     }
-                    Err(e) => return Err(ResolveError::Io { path: shown_path(&stack, &name), source: e.into() }),
-                },
+                }
                 _ if is_last => return Ok(self.entry(stack, name)),
-                _ => return Err(ResolveError::NotADirectory { path: shown_path(&stack, &name) }),
+                _ => {
+                    return Err(ResolveError::NotADirectory {
+                        path: shown_path(&stack, &name),
+                    });
+                }
             }
         }
         Ok(match stack.pop() {
@@ -202,11 +242,18 @@ impl Root {
 
     /// Opens the directory at `path`, following every symlink (the last one too). With `new_dir`,
     /// missing directories (the last one too) are created.
-    pub(crate) fn open_dir(&self, path: &[u8], mut new_dir: Option<NewDir<'_>>) -> Result<DirFd<'_>, ResolveError> {
+    pub(crate) fn open_dir(
+        &self,
+        path: &[u8],
+        mut new_dir: Option<NewDir<'_>>,
+    ) -> Result<DirFd<'_>, ResolveError> {
         match self.walk(path, true, new_dir.as_deref_mut().map(|h| h as NewDir<'_>))? {
             Location::Dir(fd) => Ok(fd),
             Location::Entry { parent, name, path } => {
-                let io_err = |source: io::Error| ResolveError::Io { path: path.clone(), source };
+                let io_err = |source: io::Error| ResolveError::Io {
+                    path: path.clone(),
+                    source,
+                };
                 match lstat_at(&parent, &name).map_err(io_err)? {
                     Some(st) if is_dir(&st) => {
                         let fd = rustix::fs::openat(&parent, &name, DIR_FLAGS, Mode::empty())
@@ -215,7 +262,9 @@ impl Root {
                     }
                     Some(_) => Err(ResolveError::NotADirectory { path }),
                     None => match new_dir {
-                        Some(hook) => Ok(DirFd::Owned(create_dir(parent.as_fd(), &name, hook).map_err(io_err)?)),
+                        Some(hook) => Ok(DirFd::Owned(
+                            create_dir(parent.as_fd(), &name, hook).map_err(io_err)?,
+                        )),
                         None => Err(ResolveError::NotFound { path }),
                     },
                 }
@@ -226,7 +275,11 @@ impl Root {
 
 /// Creates the directory `name` in `dir` (0755 whatever the umask, then `hook`), or opens it if
 /// someone else just did.
-fn create_dir(dir: BorrowedFd<'_>, name: &CStr, hook: &mut dyn FnMut(&OwnedFd) -> io::Result<()>) -> io::Result<OwnedFd> {
+fn create_dir(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    hook: &mut dyn FnMut(&OwnedFd) -> io::Result<()>,
+) -> io::Result<OwnedFd> {
     let created = match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
         Ok(()) => true,
         Err(Errno::EXIST) => false,

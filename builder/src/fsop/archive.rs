@@ -15,7 +15,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode as RawMode, OFlags, Stat, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode as RawMode, OFlags, Stat, Timespec, Timestamps, Uid, XattrFlags,
+};
 
 use crate::fsroot::{self, Location, NewDir, Root, is_dir, lstat_at, proc_path};
 
@@ -28,13 +30,23 @@ pub(super) type ArchiveReader = Box<dyn Read>;
 
 /// Opens `name` in `dir` as an archive: `None` when it is not a regular file, or not a tar once
 /// decompressed.
-pub(super) fn open(dir: BorrowedFd<'_>, name: &CStr, st: &Stat, path: &str) -> Result<Option<ArchiveReader>, FsopError> {
+pub(super) fn open(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    st: &Stat,
+    path: &str,
+) -> Result<Option<ArchiveReader>, FsopError> {
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Ok(None);
     }
     let open = || -> Result<ArchiveReader, FsopError> {
-        let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, RawMode::empty())
-            .map_err(|e| FsopError::io("open", path, e))?;
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            RawMode::empty(),
+        )
+        .map_err(|e| FsopError::io("open", path, e))?;
         decompress(File::from(fd)).map_err(|e| FsopError::io("read", path, e))
     };
     // A first look decides; a failure to decompress or parse means "not an archive", as in BuildKit.
@@ -90,19 +102,33 @@ pub(super) fn extract(
             Some(owner) => owner,
             // Go's tar reader reads an empty numeric field as 0; so does kiln.
             None => Owner::new(
-                header.uid().ok().and_then(|id| u32::try_from(id).ok()).unwrap_or(0),
-                header.gid().ok().and_then(|id| u32::try_from(id).ok()).unwrap_or(0),
+                header
+                    .uid()
+                    .ok()
+                    .and_then(|id| u32::try_from(id).ok())
+                    .unwrap_or(0),
+                header
+                    .gid()
+                    .ok()
+                    .and_then(|id| u32::try_from(id).ok())
+                    .unwrap_or(0),
             ),
         };
         let mode = header.mode().unwrap_or(0) & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
-        let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        let link = entry
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
         let xattrs = pax_xattrs(&mut entry);
         let shown = &format!("{archive}:{raw}");
         let io_err = |op: &'static str| move |e: io::Error| FsopError::io(op, shown, e);
 
         let mut implied = |fd: &OwnedFd| -> io::Result<()> {
-            Ok(rustix::fs::fchown(fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))?)
+            Ok(rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(0)),
+                Some(Gid::from_raw(0)),
+            )?)
         };
         let location = root
             .walk(name.as_bytes(), kind.is_dir(), Some(&mut implied as NewDir<'_>))
@@ -111,7 +137,10 @@ pub(super) fn extract(
                 entry: raw.clone(),
                 reason: e.to_string(),
             })?;
-        let Location::Entry { parent, name: leaf, .. } = location else {
+        let Location::Entry {
+            parent, name: leaf, ..
+        } = location
+        else {
             continue; // The entry resolved to the extraction root itself: its metadata is not ours.
         };
         let parent = parent.into_owned().map_err(io_err("open directory"))?;
@@ -134,7 +163,8 @@ pub(super) fn extract(
                 set_owner(&parent, &leaf, owner).map_err(io_err("chown"))?;
                 let fd = rustix::fs::openat(&parent, &leaf, fsroot::DIR_FLAGS, RawMode::empty())
                     .map_err(|e| io_err("open directory")(e.into()))?;
-                rustix::fs::fchmod(&fd, RawMode::from_raw_mode(mode)).map_err(|e| io_err("chmod")(e.into()))?;
+                rustix::fs::fchmod(&fd, RawMode::from_raw_mode(mode))
+                    .map_err(|e| io_err("chmod")(e.into()))?;
                 set_xattrs(&parent, &leaf, &xattrs);
                 dirs.push((parent, leaf, mtime));
                 report.dirs += 1;
@@ -157,7 +187,8 @@ pub(super) fn extract(
             }
             tar::EntryType::Symlink => {
                 let target = link.ok_or_else(|| unsupported("symlink without a target"))?;
-                rustix::fs::symlinkat(target.as_str(), &parent, &leaf).map_err(|e| io_err("create symlink")(e.into()))?;
+                rustix::fs::symlinkat(target.as_str(), &parent, &leaf)
+                    .map_err(|e| io_err("create symlink")(e.into()))?;
                 set_owner(&parent, &leaf, owner).map_err(io_err("chown"))?;
                 set_xattrs(&parent, &leaf, &xattrs);
                 set_mtime(&parent, &leaf, mtime).map_err(io_err("set times of"))?;
@@ -168,7 +199,12 @@ pub(super) fn extract(
                 let Some(target) = entry_name(&target, archive)? else {
                     return Err(unsupported("hardlink to the extraction root"));
                 };
-                let Ok(Location::Entry { parent: at, name: target_name, .. }) = root.walk(target.as_bytes(), false, None) else {
+                let Ok(Location::Entry {
+                    parent: at,
+                    name: target_name,
+                    ..
+                }) = root.walk(target.as_bytes(), false, None)
+                else {
                     return Err(unsupported("hardlink to a missing entry"));
                 };
                 rustix::fs::linkat(&at, &target_name, &parent, &leaf, AtFlags::empty())
@@ -231,7 +267,12 @@ fn set_mtime(dir: &impl AsFd, name: &CStr, mtime: u64) -> io::Result<()> {
         last_access: at,
         last_modification: at,
     };
-    Ok(rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+    Ok(rustix::fs::utimensat(
+        dir,
+        name,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// The `SCHILY.xattr.*` PAX records of an entry.

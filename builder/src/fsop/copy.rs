@@ -14,7 +14,7 @@ use crate::fsroot::{DIR_FLAGS, Location, NewDir, ResolveError, Root, is_dir, lst
 use super::meta::Metadata;
 use super::source::{self, Source, SourceAt, absolute, clean};
 use super::tree::{Copier, DstDir, SrcEntry, join};
-use super::{CopyReport, CopySpec, FsopError, Owner, archive};
+use super::{Archives, CopyReport, CopySpec, FsopError, Owner, archive};
 use crate::fsop::glob::{PathGlob, has_wildcards};
 
 /// Whether source paths may hold wildcards (`COPY`/`ADD`) or are taken literally (a downloaded or
@@ -42,10 +42,17 @@ impl Dest {
     }
 }
 
-pub(super) fn run(src_root: &Path, dst_root: &Path, spec: &CopySpec, wildcards: Wildcards) -> Result<CopyReport, FsopError> {
+pub(super) fn run(
+    src_root: &Path,
+    dst_root: &Path,
+    spec: &CopySpec,
+    wildcards: Wildcards,
+) -> Result<CopyReport, FsopError> {
     let dest = Dest::parse(&spec.dest);
     if spec.sources.len() > 1 && !dest.dir_form {
-        return Err(FsopError::DestNotDirectory { dest: spec.dest.clone() });
+        return Err(FsopError::DestNotDirectory {
+            dest: spec.dest.clone(),
+        });
     }
     let excludes = if spec.excludes.is_empty() {
         None
@@ -65,14 +72,23 @@ pub(super) fn run(src_root: &Path, dst_root: &Path, spec: &CopySpec, wildcards: 
             continue;
         }
         let literal = wildcards == Wildcards::Literal;
-        let items = source::resolve(&src, source, spec.follow_symlinks, spec.allow_empty_wildcard, literal)?;
+        let items = source::resolve(
+            &src,
+            source,
+            spec.follow_symlinks,
+            spec.allow_empty_wildcard,
+            literal,
+        )?;
         for item in items {
             if let Some(matched) = &item.matched {
-                if copier.included(matched, item.is_dir(), &MatchState::root()).is_none() {
+                if copier
+                    .included(matched, item.is_dir(), &MatchState::root())
+                    .is_none()
+                {
                     continue;
                 }
             }
-            if spec.unpack_archives && unpack(&dst, &dest, &item, &mut copier)? {
+            if spec.archives == Archives::Extract && unpack(&dst, &dest, &item, &mut copier)? {
                 continue;
             }
             place(&dst, &dest, &item, &mut copier)?;
@@ -88,7 +104,11 @@ fn open_root(path: &Path, op: &'static str) -> Result<Root, FsopError> {
 /// Gives a directory the copy creates on its own its owner.
 fn chown_new_dir(owner: Option<Owner>) -> impl FnMut(&OwnedFd) -> std::io::Result<()> {
     move |fd| match owner {
-        Some(owner) => Ok(rustix::fs::fchown(fd, Some(Uid::from_raw(owner.uid)), Some(Gid::from_raw(owner.gid)))?),
+        Some(owner) => Ok(rustix::fs::fchown(
+            fd,
+            Some(Uid::from_raw(owner.uid)),
+            Some(Gid::from_raw(owner.gid)),
+        )?),
         None => Ok(()),
     }
 }
@@ -112,8 +132,12 @@ pub(super) fn dest_error(dest: &str, e: ResolveError) -> FsopError {
 /// Opens (creating it and its parents, owned as the copy says) the directory `dest` names.
 pub(super) fn dest_dir(dst: &Root, dest: &str, owner: Option<Owner>) -> Result<DstDir, FsopError> {
     let mut hook = chown_new_dir(owner);
-    let fd = dst.open_dir(dest.as_bytes(), Some(&mut hook as NewDir<'_>)).map_err(|e| dest_error(dest, e))?;
-    let fd = fd.into_owned().map_err(|e| FsopError::io("open directory", dest, e))?;
+    let fd = dst
+        .open_dir(dest.as_bytes(), Some(&mut hook as NewDir<'_>))
+        .map_err(|e| dest_error(dest, e))?;
+    let fd = fd
+        .into_owned()
+        .map_err(|e| FsopError::io("open directory", dest, e))?;
     Ok(DstDir::new(fd, dest.to_owned()))
 }
 
@@ -132,13 +156,19 @@ fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Res
         .map_err(|e| dest_error(&dest.path, e))?;
     match location {
         Location::Dir(fd) => {
-            let fd = fd.into_owned().map_err(|e| FsopError::io("open directory", &dest.path, e))?;
+            let fd = fd
+                .into_owned()
+                .map_err(|e| FsopError::io("open directory", &dest.path, e))?;
             into_dir(&DstDir::new(fd, dest.path.clone()), item, copier)
         }
         Location::Entry { parent, name, path } => {
-            let parent_path = path.rsplit_once('/').map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+            let parent_path = path
+                .rsplit_once('/')
+                .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
             let parent = DstDir::new(
-                parent.into_owned().map_err(|e| FsopError::io("open directory", parent_path, e))?,
+                parent
+                    .into_owned()
+                    .map_err(|e| FsopError::io("open directory", parent_path, e))?,
                 parent_path.to_owned(),
             );
             match lstat_at(&parent.fd.as_fd(), &name).map_err(|e| FsopError::io("stat", &path, e))? {
@@ -164,7 +194,11 @@ fn into_dir(dir: &DstDir, item: &Source, copier: &mut Copier<'_>) -> Result<(), 
 
 /// Copies a non-directory source to `name` in `dir`.
 fn copy_top(item: &Source, dir: &DstDir, name: &CString, copier: &mut Copier<'_>) -> Result<(), FsopError> {
-    let SourceAt::Entry { parent, name: src_name } = &item.at else {
+    let SourceAt::Entry {
+        parent,
+        name: src_name,
+    } = &item.at
+    else {
         unreachable!("only a directory is a source without a name");
     };
     let entry = SrcEntry {
@@ -185,7 +219,10 @@ fn unpack(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Re
         return Ok(false);
     };
     let into = dest_dir(dst, &dest.path, copier.chown())?;
-    let into_fd = into.fd.try_clone().map_err(|e| FsopError::io("open directory", &dest.path, e))?;
+    let into_fd = into
+        .fd
+        .try_clone()
+        .map_err(|e| FsopError::io("open directory", &dest.path, e))?;
     archive::extract(reader, into_fd, &item.path, copier.chown(), &mut copier.report)?;
     copier.report.archives += 1;
     Ok(true)
@@ -206,9 +243,13 @@ fn copy_parents(
     let (pivot, pattern) = (clean(pivot), clean(pattern));
     let mut full = pivot.clone();
     full.extend(pattern.iter().cloned());
-    let not_found = || FsopError::SourceNotFound { path: absolute(&full) };
+    let not_found = || FsopError::SourceNotFound {
+        path: absolute(&full),
+    };
     let base = match src.open_dir(absolute(&pivot).as_bytes(), None) {
-        Ok(fd) => fd.into_owned().map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?,
+        Ok(fd) => fd
+            .into_owned()
+            .map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?,
         Err(ResolveError::NotFound { .. } | ResolveError::NotADirectory { .. }) => return Err(not_found()),
         Err(e) => return Err(source::resolve_error(&absolute(&pivot), e)),
     };
@@ -218,7 +259,9 @@ fn copy_parents(
         })?;
         let found = source::matches_in(&base, &glob, &absolute(&pivot))?;
         if found.is_empty() && !spec.allow_empty_wildcard {
-            return Err(FsopError::NoSourceFiles { pattern: absolute(&full) });
+            return Err(FsopError::NoSourceFiles {
+                pattern: absolute(&full),
+            });
         }
         found
     } else {
@@ -227,7 +270,9 @@ fn copy_parents(
     let top = dest_dir(dst, &dest.path, copier.chown())?;
     let mut created = Vec::new();
     for path in matches {
-        let mut src_dir = base.try_clone().map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?;
+        let mut src_dir = base
+            .try_clone()
+            .map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?;
         let mut dst_dir = top.clone();
         let mut state = MatchState::root();
         for (i, component) in path.iter().enumerate() {
@@ -253,7 +298,9 @@ fn copy_parents(
                 break;
             }
             if !is_dir(&st) {
-                return Err(FsopError::SourceNotFound { path: absolute(&full) });
+                return Err(FsopError::SourceNotFound {
+                    path: absolute(&full),
+                });
             }
             let sub = rustix::fs::openat(&src_dir, &name, DIR_FLAGS, RawMode::empty())
                 .map_err(|e| FsopError::io("open directory", &shown, e))?;
@@ -286,7 +333,13 @@ fn parent_dir(
                 .map_err(|e| FsopError::io("open directory", &path, e))?;
             copier
                 .meta
-                .apply(dst.fd.as_fd(), name, Some(fd.as_fd()), st, Some((src.as_fd(), c".")))
+                .apply(
+                    dst.fd.as_fd(),
+                    name,
+                    Some(fd.as_fd()),
+                    st,
+                    Some((src.as_fd(), c".")),
+                )
                 .map_err(|e| FsopError::io("set metadata of", &path, e))?;
             created.push((dst.clone(), name.clone(), *st));
             return Ok(DstDir::new(fd, path));

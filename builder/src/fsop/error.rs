@@ -29,7 +29,9 @@ pub enum FsopError {
         pattern: String,
     },
     /// Several sources, and a destination that does not end in `/`.
-    #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
+    #[error(
+        "When using COPY with more than one source file, the destination must be a directory and end with a /"
+    )]
     DestNotDirectory {
         /// The destination as given.
         dest: String,

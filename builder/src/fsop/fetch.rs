@@ -43,7 +43,9 @@ enum Algorithm {
 
 impl Checksum {
     fn parse(value: &str) -> Result<Checksum, FsopError> {
-        let invalid = || FsopError::InvalidChecksum { value: value.to_owned() };
+        let invalid = || FsopError::InvalidChecksum {
+            value: value.to_owned(),
+        };
         let (algorithm, hex) = value.split_once(':').ok_or_else(invalid)?;
         let (algorithm, len) = match algorithm {
             "sha256" => (Algorithm::Sha256, 64),
@@ -117,7 +119,9 @@ pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Fetched, F
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| fail(Box::new(e)))?;
     let file_name = file_name(&parsed);
-    let client = reqwest::blocking::Client::builder().build().map_err(|e| fail(Box::new(e)))?;
+    let client = reqwest::blocking::Client::builder()
+        .build()
+        .map_err(|e| fail(Box::new(e)))?;
     let mut response = client.get(parsed).send().map_err(|e| fail(Box::new(e)))?;
     if !response.status().is_success() {
         return Err(FsopError::HttpStatus {
@@ -145,7 +149,8 @@ pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Fetched, F
             break;
         }
         hashers.update(&buffer[..n]);
-        temp.write_all(&buffer[..n]).map_err(|e| FsopError::io("write", &dir_text, e))?;
+        temp.write_all(&buffer[..n])
+            .map_err(|e| FsopError::io("write", &dir_text, e))?;
         size += n as u64;
     }
     let (sha256, actual) = hashers.finish();
@@ -164,7 +169,8 @@ pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Fetched, F
         }
     }
     let path = dir.join(&file_name);
-    finish_file(temp.as_file(), last_modified).map_err(|e| FsopError::io("write", &path.display().to_string(), e))?;
+    finish_file(temp.as_file(), last_modified)
+        .map_err(|e| FsopError::io("write", &path.display().to_string(), e))?;
     temp.persist(&path)
         .map_err(|e| FsopError::io("write", &path.display().to_string(), e.error))?;
     Ok(Fetched {
@@ -234,7 +240,12 @@ mod tests {
     fn checksums() {
         assert!(Checksum::parse(&format!("sha256:{}", "a".repeat(64))).is_ok());
         assert!(Checksum::parse(&format!("sha512:{}", "0".repeat(128))).is_ok());
-        for bad in ["sha256:abc", "md5:00", "deadbeef", &format!("sha256:{}", "A".repeat(64))] {
+        for bad in [
+            "sha256:abc",
+            "md5:00",
+            "deadbeef",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
             assert!(Checksum::parse(bad).is_err(), "{bad}");
         }
     }

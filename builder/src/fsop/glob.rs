@@ -11,7 +11,10 @@ enum Token {
     Star,
     Any,
     Literal(char),
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// One path component's pattern.
@@ -105,7 +108,9 @@ fn one(token: &Token, c: char) -> bool {
     match token {
         Token::Star | Token::Any => true,
         Token::Literal(l) => *l == c,
-        Token::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+        }
     }
 }
 

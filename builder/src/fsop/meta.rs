@@ -7,7 +7,9 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode as RawMode, OFlags, Stat, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode as RawMode, OFlags, Stat, Timespec, Timestamps, Uid, XattrFlags,
+};
 
 use crate::fsroot::proc_path;
 
@@ -58,15 +60,27 @@ impl Metadata<'_> {
 
 /// Sets the mode of `name` in `dir` (through `fd` when open, else through an `O_PATH` fd, which
 /// pins the inode without opening a FIFO or device for I/O).
-pub(super) fn chmod(dir: BorrowedFd<'_>, name: &CStr, fd: Option<BorrowedFd<'_>>, mode: u32) -> io::Result<()> {
+pub(super) fn chmod(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    fd: Option<BorrowedFd<'_>>,
+    mode: u32,
+) -> io::Result<()> {
     let mode = RawMode::from_raw_mode(mode);
     if let Some(fd) = fd {
         return Ok(rustix::fs::fchmod(fd, mode)?);
     }
-    let pinned = rustix::fs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, RawMode::empty())?;
+    let pinned = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        RawMode::empty(),
+    )?;
     let st = rustix::fs::fstat(&pinned)?;
     if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-        return Err(io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()));
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::LOOP.raw_os_error(),
+        ));
     }
     let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pinned));
     Ok(rustix::fs::chmod(path.as_str(), mode)?)
@@ -77,14 +91,19 @@ pub(super) fn set_times(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> io::Resu
     let times = Timestamps {
         last_access: Timespec {
             tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
+            tv_nsec: st.st_atime_nsec.try_into().unwrap_or(0),
         },
         last_modification: Timespec {
             tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
+            tv_nsec: st.st_mtime_nsec.try_into().unwrap_or(0),
         },
     };
-    Ok(rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+    Ok(rustix::fs::utimensat(
+        dir,
+        name,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// Whether an xattr is overlayfs's own bookkeeping: copied onto a directory later used as an
@@ -112,7 +131,9 @@ fn copy_xattrs(src_dir: BorrowedFd<'_>, src_name: &CStr, dst_dir: BorrowedFd<'_>
         if is_overlay_xattr(key) {
             continue;
         }
-        let Ok(key) = std::ffi::CString::new(key) else { continue };
+        let Ok(key) = std::ffi::CString::new(key) else {
+            continue;
+        };
         let Ok(size) = rustix::fs::lgetxattr_query(&*src, &*key) else {
             continue;
         };

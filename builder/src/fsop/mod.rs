@@ -53,7 +53,7 @@ use std::path::Path;
 pub use error::FsopError;
 pub use fetch::{Fetched, fetch};
 pub use mode::{Mode, ModeError};
-pub use spec::{CopyReport, CopySpec, Ownership, Owner};
+pub use spec::{Archives, CopyReport, CopySpec, Owner, Ownership};
 
 use crate::fsroot::Root;
 use copy::Wildcards;
@@ -84,11 +84,17 @@ pub fn write_inline(
     chown: Option<Owner>,
     chmod: Option<&Mode>,
 ) -> Result<CopyReport, FsopError> {
-    let staging = tempfile::tempdir().map_err(|e| FsopError::io("create a staging directory for", dest, e))?;
+    let staging =
+        tempfile::tempdir().map_err(|e| FsopError::io("create a staging directory for", dest, e))?;
     let mut names = Vec::with_capacity(files.len());
     for file in files {
         // The name is a heredoc word: only its last component names the file.
-        let name = file.name.rsplit('/').find(|c| !c.is_empty()).unwrap_or("EOF").to_owned();
+        let name = file
+            .name
+            .rsplit('/')
+            .find(|c| !c.is_empty())
+            .unwrap_or("EOF")
+            .to_owned();
         let path = staging.path().join(&name);
         std::fs::write(&path, &file.data).map_err(|e| FsopError::io("write", &name, e))?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
@@ -120,7 +126,8 @@ pub struct UrlCopy {
 /// Downloads `add.url` (see [`fetch`]) and copies the file to `add.dest` in `dst_root`. Returns
 /// what was fetched (its digest is the content's) and what the copy wrote.
 pub fn copy_url(dst_root: &Path, add: &UrlCopy) -> Result<(Fetched, CopyReport), FsopError> {
-    let staging = tempfile::tempdir().map_err(|e| FsopError::io("create a staging directory for", &add.url, e))?;
+    let staging =
+        tempfile::tempdir().map_err(|e| FsopError::io("create a staging directory for", &add.url, e))?;
     let fetched = fetch(&add.url, staging.path(), add.checksum.as_deref())?;
     let mut spec = CopySpec::new([fetched.file_name.clone()], add.dest.clone());
     spec.ownership = Ownership::context(add.chown);
@@ -134,7 +141,8 @@ pub fn copy_url(dst_root: &Path, add: &UrlCopy) -> Result<(Fetched, CopyReport),
 /// by `owner` (`WORKDIR` after `USER`, as BuildKit) or by root. Existing directories are left as
 /// they are; symlinks on the way are followed inside the root.
 pub fn mkdir_p(dst_root: &Path, path: &str, owner: Option<Owner>, mode: u32) -> Result<(), FsopError> {
-    let root = Root::open(dst_root).map_err(|e| FsopError::io("open destination root", &dst_root.display().to_string(), e))?;
+    let root = Root::open(dst_root)
+        .map_err(|e| FsopError::io("open destination root", &dst_root.display().to_string(), e))?;
     let cleaned = source::absolute(&source::clean(path));
     let mut hook = |fd: &std::os::fd::OwnedFd| -> std::io::Result<()> {
         // Owner first: chown clears setuid and setgid bits.
@@ -145,8 +153,12 @@ pub fn mkdir_p(dst_root: &Path, path: &str, owner: Option<Owner>, mode: u32) -> 
                 Some(rustix::fs::Gid::from_raw(owner.gid)),
             )?;
         }
-        Ok(rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(mode & 0o7777))?)
+        Ok(rustix::fs::fchmod(
+            fd,
+            rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+        )?)
     };
-    root.open_dir(cleaned.as_bytes(), Some(&mut hook)).map_err(|e| copy::dest_error(&cleaned, e))?;
+    root.open_dir(cleaned.as_bytes(), Some(&mut hook))
+        .map_err(|e| copy::dest_error(&cleaned, e))?;
     Ok(())
 }

@@ -63,14 +63,20 @@ enum Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum What {
     /// Permission bits (before `who` masking) and whether `X` was given.
-    Perms { bits: u32, sticky: bool, cond_exec: bool },
+    Perms {
+        bits: u32,
+        sticky: bool,
+        cond_exec: bool,
+    },
     /// Copy the permissions of a class: the shift of its bits (6 user, 3 group, 0 other).
     Copy(u32),
 }
 
 /// A `--chmod` value that is neither an octal mode up to 07777 nor a symbolic mode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777, or a symbolic mode")]
+#[error(
+    "invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777, or a symbolic mode"
+)]
 pub struct ModeError {
     /// The rejected value.
     pub value: String,
@@ -80,7 +86,9 @@ impl Mode {
     /// An octal mode: permission bits plus setuid, setgid and sticky (at most `0o7777`).
     pub fn octal(bits: u32) -> Result<Mode, ModeError> {
         if bits > 0o7777 {
-            return Err(ModeError { value: format!("{bits:o}") });
+            return Err(ModeError {
+                value: format!("{bits:o}"),
+            });
         }
         Ok(Mode {
             text: format!("{bits:o}"),
@@ -90,7 +98,9 @@ impl Mode {
 
     /// Parses a `--chmod` value.
     pub fn parse(value: &str) -> Result<Mode, ModeError> {
-        let invalid = || ModeError { value: value.to_owned() };
+        let invalid = || ModeError {
+            value: value.to_owned(),
+        };
         let kind = if value.starts_with(|c: char| c.is_ascii_digit()) {
             let bits = u32::from_str_radix(value, 8).map_err(|_| invalid())?;
             if bits > 0o7777 {
@@ -98,7 +108,13 @@ impl Mode {
             }
             Kind::Octal(bits)
         } else {
-            Kind::Symbolic(value.split(',').map(parse_clause).collect::<Option<_>>().ok_or_else(invalid)?)
+            Kind::Symbolic(
+                value
+                    .split(',')
+                    .map(parse_clause)
+                    .collect::<Option<_>>()
+                    .ok_or_else(invalid)?,
+            )
         };
         Ok(Mode {
             text: value.to_owned(),
@@ -117,7 +133,9 @@ impl Mode {
         let original = mode & 0o7777;
         match &self.kind {
             Kind::Octal(bits) => *bits,
-            Kind::Symbolic(clauses) => clauses.iter().fold(original, |mode, clause| clause.apply(mode, original, is_dir)),
+            Kind::Symbolic(clauses) => clauses
+                .iter()
+                .fold(original, |mode, clause| clause.apply(mode, original, is_dir)),
         }
     }
 }
@@ -127,7 +145,11 @@ impl Clause {
         let mask = !UMASK & 0o7777;
         for action in &self.actions {
             match &action.what {
-                What::Perms { bits, sticky, cond_exec } => {
+                What::Perms {
+                    bits,
+                    sticky,
+                    cond_exec,
+                } => {
                     let mut who = self.who;
                     let mut perms = *bits;
                     // `s` and `t` mean nothing for "other" alone. `t` also narrows a clause without
@@ -219,7 +241,11 @@ fn parse_clause(clause: &str) -> Option<Clause> {
                         _ => return None,
                     }
                 }
-                What::Perms { bits, sticky, cond_exec }
+                What::Perms {
+                    bits,
+                    sticky,
+                    cond_exec,
+                }
             }
         };
         actions.push(Action { op, what });

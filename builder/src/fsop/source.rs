@@ -43,7 +43,9 @@ impl Source {
     /// An fd of the source directory (only for directories).
     pub(super) fn open_dir(&self) -> Result<OwnedFd, FsopError> {
         match &self.at {
-            SourceAt::Dir(fd) => fd.try_clone().map_err(|e| FsopError::io("open directory", &self.path, e)),
+            SourceAt::Dir(fd) => fd
+                .try_clone()
+                .map_err(|e| FsopError::io("open directory", &self.path, e)),
             SourceAt::Entry { parent, name } => rustix::fs::openat(parent, name, DIR_FLAGS, RawMode::empty())
                 .map_err(|e| FsopError::io("open directory", &self.path, e)),
         }
@@ -79,7 +81,11 @@ pub(super) fn resolve(
     literal: bool,
 ) -> Result<Vec<Source>, FsopError> {
     let components = clean(source);
-    let first_wild = if literal { None } else { components.iter().position(|c| has_wildcards(c)) };
+    let first_wild = if literal {
+        None
+    } else {
+        components.iter().position(|c| has_wildcards(c))
+    };
     let Some(first_wild) = first_wild else {
         return Ok(vec![named(root, &components, follow)?]);
     };
@@ -112,13 +118,18 @@ pub(super) fn resolve(
 fn base_dir(root: &Root, base: &[String], follow: bool) -> Result<Option<OwnedFd>, FsopError> {
     let path = absolute(base);
     match root.walk(path.as_bytes(), follow, None) {
-        Ok(Location::Dir(fd)) => fd.into_owned().map(Some).map_err(|e| FsopError::io("open directory", &path, e)),
-        Ok(Location::Entry { parent, name, .. }) => match lstat_at(&parent, &name).map_err(|e| FsopError::io("stat", &path, e))? {
-            Some(st) if is_dir(&st) => rustix::fs::openat(&parent, &name, DIR_FLAGS, RawMode::empty())
-                .map(Some)
-                .map_err(|e| FsopError::io("open directory", &path, e)),
-            _ => Ok(None),
-        },
+        Ok(Location::Dir(fd)) => fd
+            .into_owned()
+            .map(Some)
+            .map_err(|e| FsopError::io("open directory", &path, e)),
+        Ok(Location::Entry { parent, name, .. }) => {
+            match lstat_at(&parent, &name).map_err(|e| FsopError::io("stat", &path, e))? {
+                Some(st) if is_dir(&st) => rustix::fs::openat(&parent, &name, DIR_FLAGS, RawMode::empty())
+                    .map(Some)
+                    .map_err(|e| FsopError::io("open directory", &path, e)),
+                _ => Ok(None),
+            }
+        }
         Err(ResolveError::NotFound { .. } | ResolveError::NotADirectory { .. }) => Ok(None),
         Err(e) => Err(resolve_error(&path, e)),
     }
@@ -152,7 +163,9 @@ fn find_matches(
             found.push(path);
             continue;
         }
-        let Ok(Some(st)) = lstat_at(dir, &name) else { continue };
+        let Ok(Some(st)) = lstat_at(dir, &name) else {
+            continue;
+        };
         if !is_dir(&st) {
             continue;
         }
@@ -178,7 +191,9 @@ fn named(root: &Root, components: &[String], follow: bool) -> Result<Source, Fso
     };
     let (at, st) = match location {
         Location::Dir(fd) => {
-            let fd = fd.into_owned().map_err(|e| FsopError::io("open directory", &path, e))?;
+            let fd = fd
+                .into_owned()
+                .map_err(|e| FsopError::io("open directory", &path, e))?;
             let st = rustix::fs::fstat(&fd).map_err(|e| FsopError::io("stat", &path, e))?;
             (SourceAt::Dir(fd), st)
         }

@@ -63,6 +63,15 @@ impl Ownership {
     }
 }
 
+/// What a copy does with a source that is a tar archive (plain, gzip, bzip2, xz or zstd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archives {
+    /// Copy it as a file (`COPY`).
+    Copy,
+    /// Extract it into the destination directory (`ADD` of a local file).
+    Extract,
+}
+
 /// One `COPY` or local `ADD`, with variables already expanded by the caller.
 ///
 /// [`CopySpec::new`] gives what a plain `COPY <src>... <dest>` from the build context means; set the
@@ -91,9 +100,8 @@ pub struct CopySpec {
     /// Follow a symlink named as a source (or matched by a wildcard), inside the source root. Symlinks
     /// inside copied directories are always copied as symlinks. True for `COPY`/`ADD` sources.
     pub follow_symlinks: bool,
-    /// `ADD`: a source that is a tar archive (plain, gzip, bzip2, xz, zstd) is extracted into `dest`
-    /// instead of copied.
-    pub unpack_archives: bool,
+    /// What to do with sources that are tar archives.
+    pub archives: Archives,
     /// A wildcard that matches nothing is not an error.
     pub allow_empty_wildcard: bool,
 }
@@ -110,7 +118,7 @@ impl CopySpec {
             excludes: Vec::new(),
             parents: false,
             follow_symlinks: true,
-            unpack_archives: false,
+            archives: Archives::Copy,
             allow_empty_wildcard: false,
         }
     }

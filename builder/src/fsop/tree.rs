@@ -35,7 +35,10 @@ pub(super) struct DstDir {
 
 impl DstDir {
     pub(super) fn new(fd: OwnedFd, path: String) -> DstDir {
-        DstDir { fd: Rc::new(fd), path }
+        DstDir {
+            fd: Rc::new(fd),
+            path,
+        }
     }
 
     pub(super) fn child_path(&self, name: &CStr) -> String {
@@ -55,7 +58,11 @@ pub(super) struct Copier<'a> {
 }
 
 impl<'a> Copier<'a> {
-    pub(super) fn new(meta: Metadata<'a>, chown: Option<Owner>, excludes: Option<&'a Patterns>) -> Copier<'a> {
+    pub(super) fn new(
+        meta: Metadata<'a>,
+        chown: Option<Owner>,
+        excludes: Option<&'a Patterns>,
+    ) -> Copier<'a> {
         Copier {
             meta,
             chown,
@@ -148,7 +155,11 @@ impl<'a> Copier<'a> {
                 true
             }
             Some(st) if is_dir(&st) => false,
-            Some(_) => return Err(FsopError::CopyToNonDirectory { path: dst_path.to_owned() }),
+            Some(_) => {
+                return Err(FsopError::CopyToNonDirectory {
+                    path: dst_path.to_owned(),
+                });
+            }
         };
         let dst_fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_FLAGS, RawMode::empty())
             .map_err(|e| FsopError::io("open directory", dst_path, e))?;
@@ -158,7 +169,13 @@ impl<'a> Copier<'a> {
         self.copy_children(&src_fd, &src.path, &child_dst, rel, state)?;
         if created || !top {
             self.meta
-                .apply(dst.fd.as_fd(), name, Some(child_dst.fd.as_fd()), &src.st, Some((src.dir, src.name)))
+                .apply(
+                    dst.fd.as_fd(),
+                    name,
+                    Some(child_dst.fd.as_fd()),
+                    &src.st,
+                    Some((src.dir, src.name)),
+                )
                 .map_err(|e| FsopError::io("set metadata of", dst_path, e))?;
             self.report.dirs += 1;
         }
@@ -207,24 +224,45 @@ impl<'a> Copier<'a> {
         Some(verdict.state)
     }
 
-    fn copy_file(&mut self, src: &SrcEntry<'_>, dst: &DstDir, name: &CStr, dst_path: &str) -> Result<(), FsopError> {
+    fn copy_file(
+        &mut self,
+        src: &SrcEntry<'_>,
+        dst: &DstDir,
+        name: &CStr,
+        dst_path: &str,
+    ) -> Result<(), FsopError> {
         clear_target(dst.fd.as_fd(), name, dst_path)?;
         let key = (src.st.st_dev, src.st.st_ino);
         if src.st.st_nlink > 1 {
             if let Some((link_dir, link_name)) = self.links.get(&key) {
-                rustix::fs::linkat(link_dir.as_fd(), link_name, dst.fd.as_fd(), name, AtFlags::empty())
-                    .map_err(|e| FsopError::io("create hard link", dst_path, e))?;
+                rustix::fs::linkat(
+                    link_dir.as_fd(),
+                    link_name,
+                    dst.fd.as_fd(),
+                    name,
+                    AtFlags::empty(),
+                )
+                .map_err(|e| FsopError::io("create hard link", dst_path, e))?;
                 self.finish(src, dst, name, None, dst_path)?;
                 self.report.hardlinks += 1;
                 return Ok(());
             }
         }
-        let src_fd = rustix::fs::openat(src.dir, src.name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, RawMode::empty())
-            .map_err(|e| FsopError::io("open", &src.path, e))?;
+        let src_fd = rustix::fs::openat(
+            src.dir,
+            src.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            RawMode::empty(),
+        )
+        .map_err(|e| FsopError::io("open", &src.path, e))?;
         // What was opened must be what was looked at: a swap in between is refused, not followed.
         let st = rustix::fs::fstat(&src_fd).map_err(|e| FsopError::io("stat", &src.path, e))?;
         if (st.st_dev, st.st_ino) != key || FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(FsopError::io("copy", &src.path, std::io::Error::other("source changed during the copy")));
+            return Err(FsopError::io(
+                "copy",
+                &src.path,
+                std::io::Error::other("source changed during the copy"),
+            ));
         }
         let dst_fd = rustix::fs::openat(
             dst.fd.as_fd(),
@@ -237,7 +275,13 @@ impl<'a> Copier<'a> {
         // std's copy uses copy_file_range (reflinks where the filesystem can) and falls back itself.
         let bytes = std::io::copy(&mut from, &mut to).map_err(|e| FsopError::io("copy", &src.path, e))?;
         self.meta
-            .apply(dst.fd.as_fd(), name, Some(to.as_fd()), &st, Some((src.dir, src.name)))
+            .apply(
+                dst.fd.as_fd(),
+                name,
+                Some(to.as_fd()),
+                &st,
+                Some((src.dir, src.name)),
+            )
             .map_err(|e| FsopError::io("set metadata of", dst_path, e))?;
         if st.st_nlink > 1 {
             self.links.insert(key, (Rc::clone(&dst.fd), name.to_owned()));
@@ -250,7 +294,8 @@ impl<'a> Copier<'a> {
     /// Sets the times of directories created for `--parents` once their contents are in.
     pub(super) fn restore_dir_times(dirs: &[(DstDir, CString, Stat)]) -> Result<(), FsopError> {
         for (parent, name, st) in dirs.iter().rev() {
-            set_times(parent.fd.as_fd(), name, st).map_err(|e| FsopError::io("set times of", &parent.child_path(name), e))?;
+            set_times(parent.fd.as_fd(), name, st)
+                .map_err(|e| FsopError::io("set times of", &parent.child_path(name), e))?;
         }
         Ok(())
     }
@@ -260,8 +305,12 @@ impl<'a> Copier<'a> {
 pub(super) fn clear_target(dir: BorrowedFd<'_>, name: &CStr, path: &str) -> Result<(), FsopError> {
     match lstat_at(&dir, name).map_err(|e| FsopError::io("stat", path, e))? {
         None => Ok(()),
-        Some(st) if is_dir(&st) => Err(FsopError::ReplaceDirWithFile { path: path.to_owned() }),
-        Some(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| FsopError::io("remove", path, e)),
+        Some(st) if is_dir(&st) => Err(FsopError::ReplaceDirWithFile {
+            path: path.to_owned(),
+        }),
+        Some(_) => {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| FsopError::io("remove", path, e))
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
-use kiln_builder::fsop::{CopySpec, FsopError, Owner, Ownership};
+use kiln_builder::fsop::{Archives, CopySpec, FsopError, Owner, Ownership};
 
 use super::Fx;
 
@@ -41,7 +42,11 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
                     tar::EntryType::Link
                 });
                 // A hardlink's header mode is applied to the inode it shares.
-                header.set_mode(if matches!(entry, E::Symlink(..)) { 0o777 } else { 0o755 });
+                header.set_mode(if matches!(entry, E::Symlink(..)) {
+                    0o777
+                } else {
+                    0o755
+                });
                 header.set_link_name_literal(target).unwrap();
                 (path, b"")
             }
@@ -67,9 +72,14 @@ fn sample() -> Vec<u8> {
     ])
 }
 
-fn add(fx: &Fx, source: &str, dest: &str, chown: Option<Owner>) -> Result<kiln_builder::fsop::CopyReport, FsopError> {
+fn add(
+    fx: &Fx,
+    source: &str,
+    dest: &str,
+    chown: Option<Owner>,
+) -> Result<kiln_builder::fsop::CopyReport, FsopError> {
     let mut spec = CopySpec::new([source], dest);
-    spec.unpack_archives = true;
+    spec.archives = Archives::Extract;
     spec.ownership = Ownership::context(chown);
     fx.copy(&spec)
 }
@@ -105,7 +115,10 @@ fn every_compression_is_extracted() {
         let report = add(&fx, &format!("a.{kind}"), "/opt/", None).unwrap();
         assert_eq!(report.archives, 1, "{kind}");
         assert_eq!(fx.read("opt/pkg/bin/tool"), "#!/bin/sh\n", "{kind}");
-        assert_eq!(fs::read_link(fx.at("opt/pkg/latest")).unwrap().to_str(), Some("bin/tool"));
+        assert_eq!(
+            fs::read_link(fx.at("opt/pkg/latest")).unwrap().to_str(),
+            Some("bin/tool")
+        );
         assert_eq!(fx.read("opt/pkg/.wh.gone"), "not a whiteout here");
         assert!(!fx.exists(&format!("opt/a.{kind}")));
     }
@@ -122,8 +135,10 @@ fn owners_modes_and_times_come_from_the_headers() {
     // `bin` is implied by `pkg/bin/tool`: 0755 and root's.
     assert_eq!(fx.meta("x/pkg/bin"), (0o755, 0, 0));
     let tool = fs::metadata(fx.at("x/pkg/bin/tool")).unwrap();
-    assert_eq!(tool.modified().unwrap(), std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000));
-    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        tool.modified().unwrap(),
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)
+    );
     assert_eq!(fs::metadata(fx.at("x/pkg/tool2")).unwrap().ino(), tool.ino());
     assert_eq!(fs::metadata(fx.at("x/pkg")).unwrap().mtime(), 1_000_000_000);
 }
@@ -181,8 +196,15 @@ fn absolute_entries_and_symlinks_stay_in_the_destination() {
     assert_eq!(fx.read(&format!("x/etc/{name}")), "abs");
     assert_eq!(fx.read(&format!("x/etc/{name}.2")), "via link");
     assert_eq!(fx.read(&format!("x/{name}.3")), "via dotdot");
-    for host in [format!("/etc/{name}"), format!("/etc/{name}.2"), format!("/{name}.3")] {
-        assert!(!std::path::Path::new(&host).exists(), "{host} written on the host");
+    for host in [
+        format!("/etc/{name}"),
+        format!("/etc/{name}.2"),
+        format!("/{name}.3"),
+    ] {
+        assert!(
+            !std::path::Path::new(&host).exists(),
+            "{host} written on the host"
+        );
     }
     assert!(!fx.exists("etc"));
 }

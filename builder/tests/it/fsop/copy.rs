@@ -109,12 +109,18 @@ fn wildcards() {
     fx.cp(&["*.txt"], "/t/").unwrap();
     assert_eq!(fx.tree(), ["t/", "t/a.txt", "t/b.txt"]);
 
-    let fx2 = Fx { ctx: fx.ctx, root: tempfile::tempdir().unwrap() };
+    let fx2 = Fx {
+        ctx: fx.ctx,
+        root: tempfile::tempdir().unwrap(),
+    };
     fx2.cp(&["dir/*"], "/d/").unwrap();
     // A matched directory copies its contents into dest, like a named one.
     assert_eq!(fx2.tree(), ["d/", "d/x.txt", "d/y.md", "d/z.txt"]);
 
-    let fx3 = Fx { ctx: fx2.ctx, root: tempfile::tempdir().unwrap() };
+    let fx3 = Fx {
+        ctx: fx2.ctx,
+        root: tempfile::tempdir().unwrap(),
+    };
     fx3.cp(&["[ab].txt", "*/*.md"], "/c/").unwrap();
     assert_eq!(fx3.tree(), ["c/", "c/a.txt", "c/b.txt", "c/y.md"]);
 }
@@ -125,7 +131,10 @@ fn wildcard_matching_nothing_is_an_error_unless_allowed() {
     fx.file("a.txt", "a");
     let err = fx.cp(&["*.nope"], "/d/").unwrap_err();
     assert!(matches!(err, FsopError::NoSourceFiles { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "\"/*.nope\": not found: no source files were specified");
+    assert_eq!(
+        err.to_string(),
+        "\"/*.nope\": not found: no source files were specified"
+    );
     let mut spec = CopySpec::new(["*.nope", "a.txt"], "/d/");
     spec.allow_empty_wildcard = true;
     fx.copy(&spec).unwrap();
@@ -175,7 +184,10 @@ fn overwrites_files_but_not_directories() {
     // A file where the copy needs a directory, and the reverse, are errors.
     fs::create_dir_all(fx.at("blocked/x")).unwrap();
     let err = fx.cp(&["d"], "/blocked").unwrap_err();
-    assert_eq!(err.to_string(), "cannot replace to directory /blocked/x with file");
+    assert_eq!(
+        err.to_string(),
+        "cannot replace to directory /blocked/x with file"
+    );
     write(&fx.at("plain"), "p");
     let err = fx.cp(&["d"], "/plain").unwrap_err();
     assert!(matches!(err, FsopError::CopyToNonDirectory { .. }), "{err:?}");
@@ -187,7 +199,12 @@ fn preserves_mode_times_and_xattrs() {
     let a = fx.file("tool", "#!/bin/sh\n");
     chmod(&a, 0o4751);
     let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-    fs::File::options().write(true).open(&a).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     rustix::fs::setxattr(&a, "user.origin", b"context", rustix::fs::XattrFlags::empty()).unwrap();
     fx.file("d/n/f", "f");
     fs::File::open(fx.ctx("d/n")).unwrap().set_modified(old).unwrap();
@@ -257,7 +274,10 @@ fn symlinks_inside_directories_are_copied_as_links() {
     std::os::unix::fs::symlink("/etc/passwd", fx.ctx("d/abs")).unwrap();
     fx.cp(&["d"], "/o").unwrap();
     assert_eq!(fs::read_link(fx.at("o/rel")).unwrap().to_str(), Some("real"));
-    assert_eq!(fs::read_link(fx.at("o/abs")).unwrap().to_str(), Some("/etc/passwd"));
+    assert_eq!(
+        fs::read_link(fx.at("o/abs")).unwrap().to_str(),
+        Some("/etc/passwd")
+    );
 }
 
 #[test]
@@ -275,7 +295,10 @@ fn top_level_symlinks_are_followed_and_keep_their_name() {
     let mut spec = CopySpec::new(["link.txt"], "/n/");
     spec.follow_symlinks = false;
     fx.copy(&spec).unwrap();
-    assert_eq!(fs::read_link(fx.at("n/link.txt")).unwrap().to_str(), Some("target.txt"));
+    assert_eq!(
+        fs::read_link(fx.at("n/link.txt")).unwrap().to_str(),
+        Some("target.txt")
+    );
 }
 
 #[test]
@@ -286,7 +309,10 @@ fn hardlinks_within_a_copy_stay_linked() {
     fs::hard_link(&a, fx.ctx("d/sub/b")).unwrap();
     let report = fx.cp(&["d"], "/o").unwrap();
     assert_eq!((report.files, report.hardlinks), (1, 1));
-    let (ma, mb) = (fs::metadata(fx.at("o/a")).unwrap(), fs::metadata(fx.at("o/sub/b")).unwrap());
+    let (ma, mb) = (
+        fs::metadata(fx.at("o/a")).unwrap(),
+        fs::metadata(fx.at("o/sub/b")).unwrap(),
+    );
     assert_eq!(ma.ino(), mb.ino());
     assert_eq!(ma.nlink(), 2);
 }
@@ -294,7 +320,15 @@ fn hardlinks_within_a_copy_stay_linked() {
 #[test]
 fn excludes() {
     let fx = Fx::new();
-    for name in ["a.txt", "b.md", "keep.txt", "docs/x.txt", "docs/y.md", "home.txt", "house.md"] {
+    for name in [
+        "a.txt",
+        "b.md",
+        "keep.txt",
+        "docs/x.txt",
+        "docs/y.md",
+        "home.txt",
+        "house.md",
+    ] {
         fx.file(name, name);
     }
     let mut spec = CopySpec::new(["."], "/o/");
@@ -326,14 +360,26 @@ fn parents_keep_source_directories() {
     fx.copy(&spec).unwrap();
     assert_eq!(
         fx.tree(),
-        ["out/", "out/p/", "out/p/q/", "out/p/q/c.txt", "out/x/", "out/x/a.txt", "out/y/", "out/y/a.txt"]
+        [
+            "out/",
+            "out/p/",
+            "out/p/q/",
+            "out/p/q/c.txt",
+            "out/x/",
+            "out/x/a.txt",
+            "out/y/",
+            "out/y/a.txt"
+        ]
     );
     // Directories on the way take their source's metadata.
     assert_eq!(fx.meta("out/p").0, 0o750);
 
     let mut missing = CopySpec::new(["nope/a.txt"], "/m/");
     missing.parents = true;
-    assert_eq!(fx.copy(&missing).unwrap_err().to_string(), "\"/nope/a.txt\": not found");
+    assert_eq!(
+        fx.copy(&missing).unwrap_err().to_string(),
+        "\"/nope/a.txt\": not found"
+    );
 }
 
 #[test]
@@ -349,14 +395,25 @@ fn destination_symlink_is_followed_inside_the_root() {
     std::os::unix::fs::symlink("real/file", fx.at("flink")).unwrap();
     fx.cp(&["a.txt"], "/flink").unwrap();
     assert_eq!(fx.read("real/file"), "a");
-    assert!(fs::symlink_metadata(fx.at("flink")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(fx.at("flink"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]
 fn mkdir_p_creates_workdir_owned_by_user() {
     let fx = Fx::new();
     fs::create_dir(fx.at("home")).unwrap();
-    kiln_builder::fsop::mkdir_p(fx.root.path(), "/home/app/src", Some(Owner::new(1000, 1000)), 0o755).unwrap();
+    kiln_builder::fsop::mkdir_p(
+        fx.root.path(),
+        "/home/app/src",
+        Some(Owner::new(1000, 1000)),
+        0o755,
+    )
+    .unwrap();
     assert_eq!(fx.meta("home"), (0o755, 0, 0));
     assert_eq!(fx.meta("home/app"), (0o755, 1000, 1000));
     assert_eq!(fx.meta("home/app/src"), (0o755, 1000, 1000));

@@ -51,7 +51,10 @@ fn dangling_destination_symlink_is_created_inside_root() {
     symlink(&target, fx.at("out")).unwrap();
     fx.cp(&["a.txt"], "/out").unwrap();
     assert!(!target.exists());
-    assert_eq!(fs::read_to_string(fx.at(target.to_str().unwrap())).unwrap(), "payload");
+    assert_eq!(
+        fs::read_to_string(fx.at(target.to_str().unwrap())).unwrap(),
+        "payload"
+    );
 }
 
 #[test]
@@ -95,7 +98,11 @@ fn symlinked_wildcard_base_does_not_escape() {
 
 /// Swaps `dir/name` between what it is and a symlink to `target`, until told to stop.
 fn swapper(dir: &Path, name: &str, target: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<u32> {
-    let (real, parked, link) = (dir.join(name), dir.join(format!("{name}.parked")), target.to_owned());
+    let (real, parked, link) = (
+        dir.join(name),
+        dir.join(format!("{name}.parked")),
+        target.to_owned(),
+    );
     thread::spawn(move || {
         let mut swaps = 0;
         while !stop.load(Ordering::Relaxed) && swaps < 20_000 {
@@ -127,7 +134,11 @@ fn destination_swapped_for_a_symlink_mid_copy_cannot_redirect_writes() {
     }
     stop.store(true, Ordering::Relaxed);
     assert!(swaps.join().unwrap() > 0);
-    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "a write escaped the root");
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a write escaped the root"
+    );
 }
 
 #[test]
@@ -145,7 +156,11 @@ fn source_swapped_for_a_symlink_mid_copy_never_reads_outside() {
         for copied in [fx.at(&format!("o{i}/f")), fx.at(&format!("n{i}"))] {
             if let Ok(meta) = fs::symlink_metadata(&copied) {
                 if meta.is_file() {
-                    assert_eq!(fs::read_to_string(&copied).unwrap(), "public", "read outside the context");
+                    assert_eq!(
+                        fs::read_to_string(&copied).unwrap(),
+                        "public",
+                        "read outside the context"
+                    );
                 }
             }
         }
@@ -160,10 +175,16 @@ fn symlink_loops_are_an_error_not_a_hang() {
     symlink("b", fx.ctx("a")).unwrap();
     symlink("a", fx.ctx("b")).unwrap();
     let err = fx.cp(&["a"], "/x").unwrap_err();
-    assert!(err.to_string().contains("too many levels of symbolic links"), "{err}");
+    assert!(
+        err.to_string().contains("too many levels of symbolic links"),
+        "{err}"
+    );
     fx.file("f", "f");
     symlink("loop2", fx.at("loop1")).unwrap();
     symlink("loop1", fx.at("loop2")).unwrap();
     let err = fx.copy(&CopySpec::new(["f"], "/loop1/")).unwrap_err();
-    assert!(err.to_string().contains("too many levels of symbolic links"), "{err}");
+    assert!(
+        err.to_string().contains("too many levels of symbolic links"),
+        "{err}"
+    );
 }

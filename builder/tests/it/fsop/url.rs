@@ -1,6 +1,7 @@
 //! `ADD <url>` against a real HTTP server on 127.0.0.1.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -49,7 +50,7 @@ fn serve(routes: HashMap<&'static str, Reply>) -> String {
                 reply.body.len()
             );
             for (name, value) in &reply.headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
+                let _ = write!(head, "{name}: {value}\r\n");
             }
             head.push_str("\r\n");
             let _ = stream.write_all(head.as_bytes());
@@ -85,10 +86,17 @@ fn add(url: String, dest: &str) -> UrlCopy {
 fn downloads_named_after_the_url_with_mode_0600_and_last_modified() {
     let base = serve(HashMap::from([(
         "/dist/tool-1.0.tar.gz",
-        ok("not really gzip", vec![("Last-Modified", "Sun, 09 Sep 2001 01:46:40 GMT")]),
+        ok(
+            "not really gzip",
+            vec![("Last-Modified", "Sun, 09 Sep 2001 01:46:40 GMT")],
+        ),
     )]));
     let fx = Fx::new();
-    let (fetched, report) = fsop::copy_url(fx.root.path(), &add(format!("{base}/dist/tool-1.0.tar.gz"), "/opt/")).unwrap();
+    let (fetched, report) = fsop::copy_url(
+        fx.root.path(),
+        &add(format!("{base}/dist/tool-1.0.tar.gz"), "/opt/"),
+    )
+    .unwrap();
     assert_eq!(fetched.file_name, "tool-1.0.tar.gz");
     assert_eq!(fetched.digest, sha256("not really gzip"));
     assert_eq!(report.files, 1);
@@ -96,7 +104,10 @@ fn downloads_named_after_the_url_with_mode_0600_and_last_modified() {
     assert_eq!(fx.read("opt/tool-1.0.tar.gz"), "not really gzip");
     let meta = std::fs::metadata(fx.at("opt/tool-1.0.tar.gz")).unwrap();
     assert_eq!((meta.mode() & 0o7777, meta.uid(), meta.gid()), (0o600, 0, 0));
-    assert_eq!(meta.modified().unwrap(), UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    assert_eq!(
+        meta.modified().unwrap(),
+        UNIX_EPOCH + Duration::from_secs(1_000_000_000)
+    );
 }
 
 #[test]
@@ -127,12 +138,18 @@ fn checksum_is_verified() {
     let err = fsop::copy_url(fx.root.path(), &spec).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("checksum mismatch for {base}/f.txt: expected {wrong}, got {}", sha256("content"))
+        format!(
+            "checksum mismatch for {base}/f.txt: expected {wrong}, got {}",
+            sha256("content")
+        )
     );
     assert!(!fx.exists("b"));
 
     spec.checksum = Some("sha256:1234".into());
-    assert!(matches!(fsop::copy_url(fx.root.path(), &spec).unwrap_err(), FsopError::InvalidChecksum { .. }));
+    assert!(matches!(
+        fsop::copy_url(fx.root.path(), &spec).unwrap_err(),
+        FsopError::InvalidChecksum { .. }
+    ));
 }
 
 #[test]
@@ -140,6 +157,9 @@ fn http_errors_are_reported_with_the_status() {
     let base = serve(HashMap::new());
     let dir = tempfile::tempdir().unwrap();
     let err = fsop::fetch(&format!("{base}/missing"), dir.path(), None).unwrap_err();
-    assert!(matches!(err, FsopError::HttpStatus { status: 404, .. }), "{err:?}");
+    assert!(
+        matches!(err, FsopError::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
