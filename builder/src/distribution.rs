@@ -35,14 +35,6 @@ pub enum DistributionError {
     Store(#[from] StoreError),
 }
 
-/// The build's platform (the frontend's type, from `--platform`) as the registry client wants it.
-/// The two are parsed and normalised alike (containerd's rules); the registry's adds matching.
-impl From<&crate::platform::Platform> for Platform {
-    fn from(platform: &crate::platform::Platform) -> Platform {
-        Platform::new(platform.os(), platform.architecture(), platform.variant())
-    }
-}
-
 impl Retain for Lease {
     fn retain(&self, digest: &Digest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.add(digest).map_err(Into::into)

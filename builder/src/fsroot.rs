@@ -1,37 +1,83 @@
 //! A directory used as a root: paths below it are resolved the way a process chrooted into it would
-//! see them, and no resolution ever leaves it.
+//! see them, and no resolution ever leaves it. Shared by everything that writes snapshot contents:
+//! layer apply (`layer::apply`) and file operations (`fsop`: COPY, ADD, WORKDIR).
 //!
-//! Every step works on directory file descriptors. [`Root::walk`] takes a path one component at a
-//! time: it looks the component up with `fstatat(AT_SYMLINK_NOFOLLOW)` in the directory it holds, and
-//! either opens it (`O_NOFOLLOW | O_DIRECTORY`, so a directory swapped for a symlink in between fails
-//! instead of being followed) or, for a symlink, reads the target and splices it into the rest of the
-//! path: an absolute target restarts from the root, `..` goes back to the directory held one level up
-//! (never `openat(fd, "..")`, which a moved directory could turn into an escape) and stops at the
-//! root. So `/app -> /etc` means `<root>/etc`, and `../../x` from `/a` means `<root>/x`.
+//! Every step works on directory file descriptors, in one of two ways:
 //!
-//! Callers then act on the final component with `*at` calls relative to the directory fd the walk
-//! returns, never through a path string, so a symlink planted or swapped later cannot redirect them.
-//! Missing directories on the way can be created ([`Root::walk`] with a [`NewDir`] hook), which is
-//! how `COPY` and `WORKDIR` make their parents.
+//! - [`Root::dir`] opens the directory holding a layer entry with one `openat2` call. The root's
+//!   [`Symlinks`] policy picks the flags: [`Symlinks::Refuse`] uses `RESOLVE_NO_SYMLINKS |
+//!   RESOLVE_BENEATH`, so any symlink on the way is an error; [`Symlinks::FollowInRoot`] uses
+//!   `RESOLVE_IN_ROOT`, so symlinks resolve as if the root were `/` and `..` or absolute targets stop
+//!   at the root. Missing directories are created one component at a time. Needs Linux 5.6.
+//! - [`Root::walk`] takes a path one component at a time: it looks each up with
+//!   `fstatat(AT_SYMLINK_NOFOLLOW)` in the directory it holds, and either opens it (`O_NOFOLLOW |
+//!   O_DIRECTORY`, so a directory swapped for a symlink in between fails instead of being followed)
+//!   or, for a symlink, reads the target and splices it into the rest of the path: an absolute target
+//!   restarts from the root, `..` goes back to the directory held one level up (never `openat(fd,
+//!   "..")`, which a moved directory could turn into an escape) and stops at the root. So `/app ->
+//!   /etc` means `<root>/etc`, and `../../x` from `/a` means `<root>/x`. Unlike `openat2`, it can
+//!   follow the last component too, create directories through dangling symlinks (as `mkdir -p` in a
+//!   chroot would) and give every directory it creates its owner through a [`NewDir`] hook.
 //!
-//! Shared by every writer of snapshot contents: `fsop` (COPY/ADD/WORKDIR).
+//! Callers then act on the final component with `*at` calls relative to the directory fd they got,
+//! never through a path string, so a symlink planted or swapped later cannot redirect them.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 /// Symlinks followed in one resolution before giving up (Linux's own limit is 40).
 const MAX_SYMLINKS: u32 = 255;
 
-pub(crate) const DIR_FLAGS: OFlags = OFlags::DIRECTORY
-    .union(OFlags::RDONLY)
-    .union(OFlags::CLOEXEC)
-    .union(OFlags::NOFOLLOW);
+/// Opening a directory (a symlink as the last component is followed: under `openat2`'s resolve
+/// flags, inside the root).
+pub(crate) const DIR_FLAGS: OFlags = OFlags::DIRECTORY.union(OFlags::RDONLY).union(OFlags::CLOEXEC);
+
+/// Opening a directory that must not be a symlink.
+pub(crate) const DIR_NOFOLLOW: OFlags = DIR_FLAGS.union(OFlags::NOFOLLOW);
+
+/// What [`Root::dir`] does with a symlink on the way to a directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Symlinks {
+    /// Refuse it.
+    #[default]
+    Refuse,
+    /// Follow it as a chroot would.
+    FollowInRoot,
+}
+
+/// Why [`Root::dir`] refused a path. `component` is the root-relative path of the component at
+/// fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A component is a symlink and the policy refuses them.
+    ThroughSymlink { component: String },
+    /// A component is a symlink to nothing.
+    DanglingSymlink { component: String },
+    /// A component exists and is not a directory.
+    ParentNotDirectory { component: String },
+    /// Resolution left the root.
+    Escapes,
+}
+
+/// Why [`Root::dir`] could not reach a directory.
+#[derive(Debug)]
+pub(crate) enum DirError {
+    Refused(Refused),
+    Io(io::Error),
+}
+
+impl From<Errno> for DirError {
+    fn from(e: Errno) -> DirError {
+        DirError::Io(e.into())
+    }
+}
 
 /// Why a path could not be resolved inside the root. `path` is the in-root path (`/a/b`) of the
 /// component at fault, as far as the walk got.
@@ -43,6 +89,9 @@ pub(crate) enum ResolveError {
     /// A component on the way is a file, not a directory.
     #[error("{path:?}: not a directory")]
     NotADirectory { path: String },
+    /// A component is a symlink, and the root refuses them.
+    #[error("{path:?}: is a symbolic link")]
+    Symlink { path: String },
     /// Symlinks loop, or chain further than [`MAX_SYMLINKS`].
     #[error("{path:?}: too many levels of symbolic links")]
     TooManySymlinks { path: String },
@@ -51,11 +100,12 @@ pub(crate) enum ResolveError {
     Io { path: String, source: io::Error },
 }
 
-/// A directory fd: the root's own, or one opened below it.
+/// A directory fd: the root's own, or one opened below it (possibly shared with a cache).
 #[derive(Debug)]
 pub(crate) enum DirFd<'a> {
     Root(BorrowedFd<'a>),
     Owned(OwnedFd),
+    Shared(Arc<OwnedFd>),
 }
 
 impl AsFd for DirFd<'_> {
@@ -63,16 +113,18 @@ impl AsFd for DirFd<'_> {
         match self {
             DirFd::Root(fd) => *fd,
             DirFd::Owned(fd) => fd.as_fd(),
+            DirFd::Shared(fd) => fd.as_fd(),
         }
     }
 }
 
 impl DirFd<'_> {
-    /// An owned fd for this directory (a duplicate when it is the root's).
+    /// An owned fd for this directory (a duplicate unless it is owned already).
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
         match self {
             DirFd::Root(fd) => fd.try_clone_to_owned(),
             DirFd::Owned(fd) => Ok(fd),
+            DirFd::Shared(fd) => fd.try_clone(),
         }
     }
 }
@@ -100,22 +152,108 @@ pub(crate) type NewDir<'h> = &'h mut dyn FnMut(&OwnedFd) -> io::Result<()>;
 #[derive(Debug)]
 pub(crate) struct Root {
     fd: OwnedFd,
+    policy: Symlinks,
 }
 
 impl Root {
-    /// Opens `path` (itself may be a symlink: the root is where it points).
+    /// Opens `path` (itself may be a symlink: the root is where it points), following symlinks
+    /// below it inside it.
     pub(crate) fn open(path: &Path) -> io::Result<Root> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(Root { fd })
+        Root::open_with(path, Symlinks::FollowInRoot)
     }
 
-    /// A root at an already open directory.
+    /// Opens `path` with a policy for symlinks on the way to directories.
+    pub(crate) fn open_with(path: &Path, policy: Symlinks) -> io::Result<Root> {
+        let fd = rustix::fs::open(path, DIR_FLAGS, Mode::empty())?;
+        Ok(Root { fd, policy })
+    }
+
+    /// A root at an already open directory, following symlinks below it inside it.
     pub(crate) fn from_fd(fd: OwnedFd) -> Root {
-        Root { fd }
+        Root {
+            fd,
+            policy: Symlinks::FollowInRoot,
+        }
+    }
+
+    fn resolve_flags(&self) -> ResolveFlags {
+        match self.policy {
+            Symlinks::Refuse => ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+            Symlinks::FollowInRoot => ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        }
+    }
+
+    /// Opens the directory `dir` (a normalized relative path, empty for the root) with `openat2`.
+    /// Missing directories are created (mode 0755, owned by the caller) when `create`, else `Ok(None)`
+    /// is returned.
+    pub(crate) fn dir(&self, dir: &[u8], create: bool) -> Result<Option<DirFd<'_>>, DirError> {
+        if dir.is_empty() {
+            return Ok(Some(DirFd::Root(self.fd.as_fd())));
+        }
+        match self.open_beneath(dir) {
+            Ok(fd) => return Ok(Some(DirFd::Owned(fd))),
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Walk the components one by one to create what is missing, or to say which one is wrong.
+        let mut current: Option<OwnedFd> = None;
+        let mut end = 0;
+        loop {
+            let next = dir[end..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(dir.len(), |i| end + i);
+            let prefix = &dir[..next];
+            let name = &dir[end..next];
+            let parent = current.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
+            let fd = match self.open_beneath(prefix) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) if !create => return Ok(None),
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    self.open_beneath(prefix)
+                        .map_err(|e| self.explain(parent, name, prefix, e))?
+                }
+                Err(e) => return Err(self.explain(parent, name, prefix, e)),
+            };
+            current = Some(fd);
+            if next == dir.len() {
+                return Ok(current.map(DirFd::Owned));
+            }
+            end = next + 1;
+        }
+    }
+
+    fn open_beneath(&self, dir: &[u8]) -> Result<OwnedFd, Errno> {
+        let flags = self.resolve_flags();
+        loop {
+            match rustix::fs::openat2(&self.fd, dir, DIR_FLAGS, Mode::empty(), flags) {
+                // The kernel asks for a retry when a rename raced the lookup.
+                Err(Errno::AGAIN) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Turns the failure to open `prefix` (whose last component `name` sits in `parent`) into a refusal
+    /// that names the component at fault.
+    fn explain(&self, parent: BorrowedFd<'_>, name: &[u8], prefix: &[u8], e: Errno) -> DirError {
+        let component = String::from_utf8_lossy(prefix).into_owned();
+        let is_symlink = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+        match e {
+            Errno::LOOP => DirError::Refused(Refused::ThroughSymlink { component }),
+            Errno::XDEV => DirError::Refused(Refused::Escapes),
+            Errno::NOTDIR | Errno::EXIST | Errno::NOENT if is_symlink => match self.policy {
+                Symlinks::Refuse => DirError::Refused(Refused::ThroughSymlink { component }),
+                Symlinks::FollowInRoot => DirError::Refused(Refused::DanglingSymlink { component }),
+            },
+            Errno::NOTDIR | Errno::EXIST => DirError::Refused(Refused::ParentNotDirectory { component }),
+            e => DirError::Io(e.into()),
+        }
     }
 
     /// Resolves `path` (slash-separated; leading `/`, `.` and empty components mean nothing) inside
@@ -175,6 +313,11 @@ impl Root {
                 }
             };
             match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink if self.policy == Symlinks::Refuse => {
+                    return Err(ResolveError::Symlink {
+                        path: shown_path(&stack, &name),
+                    });
+                }
                 FileType::Symlink => {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -200,7 +343,7 @@ impl Root {
                     }
                 }
                 FileType::Directory if !is_last => {
-                    match rustix::fs::openat(here, &cname, DIR_FLAGS, Mode::empty()) {
+                    match rustix::fs::openat(here, &cname, DIR_NOFOLLOW, Mode::empty()) {
                         Ok(fd) => stack.push((fd, name)),
                         // Swapped for something else since the lstat: look again (a bounded number of times).
                         Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) if links < MAX_SYMLINKS => {
@@ -256,7 +399,7 @@ impl Root {
                 };
                 match lstat_at(&parent, &name).map_err(io_err)? {
                     Some(st) if is_dir(&st) => {
-                        let fd = rustix::fs::openat(&parent, &name, DIR_FLAGS, Mode::empty())
+                        let fd = rustix::fs::openat(&parent, &name, DIR_NOFOLLOW, Mode::empty())
                             .map_err(|e| io_err(e.into()))?;
                         Ok(DirFd::Owned(fd))
                     }
@@ -285,7 +428,7 @@ fn create_dir(
         Err(Errno::EXIST) => false,
         Err(e) => return Err(e.into()),
     };
-    let fd = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())?;
+    let fd = rustix::fs::openat(dir, name, DIR_NOFOLLOW, Mode::empty())?;
     if created {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
         hook(&fd)?;
@@ -310,7 +453,7 @@ fn shown_path(stack: &[(OwnedFd, Vec<u8>)], name: &[u8]) -> String {
 }
 
 /// What sits at a name, without following a symlink there.
-pub(crate) fn lstat_at(dir: &impl AsFd, name: &CStr) -> io::Result<Option<Stat>> {
+pub(crate) fn lstat_at<P: rustix::path::Arg>(dir: &impl AsFd, name: P) -> io::Result<Option<Stat>> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
         Err(Errno::NOENT) => Ok(None),
@@ -323,14 +466,14 @@ pub(crate) fn is_dir(st: &Stat) -> bool {
 }
 
 /// Removes `name` in `dir`, with everything below it when it is a directory. Never follows a symlink.
-pub(crate) fn remove_all(dir: &impl AsFd, name: &CStr) -> io::Result<()> {
+pub(crate) fn remove_all<P: rustix::path::Arg + Copy>(dir: &impl AsFd, name: P) -> io::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
         return Ok(());
     };
     if is_dir(&st) {
-        let sub = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())?;
+        let sub = rustix::fs::openat(dir, name, DIR_NOFOLLOW, Mode::empty())?;
         for child in list(&sub)? {
-            remove_all(&sub, &child)?;
+            remove_all(&sub, child.as_c_str())?;
         }
         rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
     } else {
@@ -354,8 +497,9 @@ pub(crate) fn list(dir: &impl AsFd) -> io::Result<Vec<CString>> {
 
 /// A path that reaches `name` inside the directory `dir` without following `name` itself, for the
 /// calls that only exist path-based (`lsetxattr` on a symlink or device node).
-pub(crate) fn proc_path(dir: &impl AsFd, name: &CStr) -> CString {
+pub(crate) fn proc_path(dir: &impl AsFd, name: &[u8]) -> CString {
     let mut path = format!("/proc/self/fd/{}/", dir.as_fd().as_raw_fd()).into_bytes();
-    path.extend_from_slice(name.to_bytes());
+    path.extend_from_slice(name);
+    // A name from a tar or a directory listing holds no NUL; one that did would name nothing.
     CString::new(path).unwrap_or_default()
 }

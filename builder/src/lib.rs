@@ -14,6 +14,7 @@ pub mod dockerfile;
 pub mod exec;
 pub mod fsop;
 mod fsroot;
+pub mod layer;
 pub mod platform;
 pub mod reference;
 pub mod registry;

@@ -161,7 +161,7 @@ pub(super) fn extract(
                     Err(e) => return Err(io_err("create directory")(e.into())),
                 }
                 set_owner(&parent, &leaf, owner).map_err(io_err("chown"))?;
-                let fd = rustix::fs::openat(&parent, &leaf, fsroot::DIR_FLAGS, RawMode::empty())
+                let fd = rustix::fs::openat(&parent, &leaf, fsroot::DIR_NOFOLLOW, RawMode::empty())
                     .map_err(|e| io_err("open directory")(e.into()))?;
                 rustix::fs::fchmod(&fd, RawMode::from_raw_mode(mode))
                     .map_err(|e| io_err("chmod")(e.into()))?;
@@ -295,7 +295,7 @@ fn set_xattrs(dir: &impl AsFd, name: &CStr, xattrs: &[(Vec<u8>, Vec<u8>)]) {
     if xattrs.is_empty() {
         return;
     }
-    let path = proc_path(dir, name);
+    let path = proc_path(dir, name.to_bytes());
     for (key, value) in xattrs {
         if let Ok(key) = CString::new(key.clone()) {
             let _ = rustix::fs::lsetxattr(&*path, &*key, value, XattrFlags::empty());

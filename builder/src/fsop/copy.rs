@@ -9,7 +9,7 @@ use std::path::Path;
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 use rustix::fs::{Gid, Mode as RawMode, Uid};
 
-use crate::fsroot::{DIR_FLAGS, Location, NewDir, ResolveError, Root, is_dir, lstat_at};
+use crate::fsroot::{DIR_NOFOLLOW, Location, NewDir, ResolveError, Root, is_dir, lstat_at};
 
 use super::meta::Metadata;
 use super::source::{self, Source, SourceAt, absolute, clean};
@@ -173,7 +173,7 @@ fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Res
             );
             match lstat_at(&parent.fd.as_fd(), &name).map_err(|e| FsopError::io("stat", &path, e))? {
                 Some(st) if is_dir(&st) => {
-                    let fd = rustix::fs::openat(parent.fd.as_fd(), &name, DIR_FLAGS, RawMode::empty())
+                    let fd = rustix::fs::openat(parent.fd.as_fd(), &name, DIR_NOFOLLOW, RawMode::empty())
                         .map_err(|e| FsopError::io("open directory", &path, e))?;
                     into_dir(&DstDir::new(fd, path), item, copier)
                 }
@@ -302,7 +302,7 @@ fn copy_parents(
                     path: absolute(&full),
                 });
             }
-            let sub = rustix::fs::openat(&src_dir, &name, DIR_FLAGS, RawMode::empty())
+            let sub = rustix::fs::openat(&src_dir, &name, DIR_NOFOLLOW, RawMode::empty())
                 .map_err(|e| FsopError::io("open directory", &shown, e))?;
             dst_dir = parent_dir(&dst_dir, &name, &st, &sub, copier, &mut created)?;
             src_dir = sub;
@@ -329,7 +329,7 @@ fn parent_dir(
         None => {
             rustix::fs::mkdirat(dst.fd.as_fd(), name, RawMode::from_raw_mode(0o700))
                 .map_err(|e| FsopError::io("create directory", &path, e))?;
-            let fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_FLAGS, RawMode::empty())
+            let fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_NOFOLLOW, RawMode::empty())
                 .map_err(|e| FsopError::io("open directory", &path, e))?;
             copier
                 .meta
@@ -345,7 +345,7 @@ fn parent_dir(
             return Ok(DstDir::new(fd, path));
         }
     }
-    let fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_FLAGS, RawMode::empty())
+    let fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_NOFOLLOW, RawMode::empty())
         .map_err(|e| FsopError::io("open directory", &path, e))?;
     Ok(DstDir::new(fd, path))
 }

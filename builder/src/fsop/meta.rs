@@ -115,8 +115,8 @@ pub(super) fn is_overlay_xattr(name: &[u8]) -> bool {
 /// Copies the extended attributes of one entry to another, best effort as BuildKit does (a
 /// filesystem without xattrs, or a namespace we may not write, is not an error).
 fn copy_xattrs(src_dir: BorrowedFd<'_>, src_name: &CStr, dst_dir: BorrowedFd<'_>, dst_name: &CStr) {
-    let src = proc_path(&src_dir, src_name);
-    let dst = proc_path(&dst_dir, dst_name);
+    let src = proc_path(&src_dir, src_name.to_bytes());
+    let dst = proc_path(&dst_dir, dst_name.to_bytes());
     let Ok(size) = rustix::fs::llistxattr_query(&*src) else {
         return;
     };

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode as RawMode, Stat};
 
-use crate::fsroot::{DIR_FLAGS, DirFd, Location, ResolveError, Root, is_dir, list, lstat_at};
+use crate::fsroot::{DIR_NOFOLLOW, DirFd, Location, ResolveError, Root, is_dir, list, lstat_at};
 
 use super::FsopError;
 use super::glob::{PathGlob, has_wildcards};
@@ -46,8 +46,10 @@ impl Source {
             SourceAt::Dir(fd) => fd
                 .try_clone()
                 .map_err(|e| FsopError::io("open directory", &self.path, e)),
-            SourceAt::Entry { parent, name } => rustix::fs::openat(parent, name, DIR_FLAGS, RawMode::empty())
-                .map_err(|e| FsopError::io("open directory", &self.path, e)),
+            SourceAt::Entry { parent, name } => {
+                rustix::fs::openat(parent, name, DIR_NOFOLLOW, RawMode::empty())
+                    .map_err(|e| FsopError::io("open directory", &self.path, e))
+            }
         }
     }
 }
@@ -124,7 +126,7 @@ fn base_dir(root: &Root, base: &[String], follow: bool) -> Result<Option<OwnedFd
             .map_err(|e| FsopError::io("open directory", &path, e)),
         Ok(Location::Entry { parent, name, .. }) => {
             match lstat_at(&parent, &name).map_err(|e| FsopError::io("stat", &path, e))? {
-                Some(st) if is_dir(&st) => rustix::fs::openat(&parent, &name, DIR_FLAGS, RawMode::empty())
+                Some(st) if is_dir(&st) => rustix::fs::openat(&parent, &name, DIR_NOFOLLOW, RawMode::empty())
                     .map(Some)
                     .map_err(|e| FsopError::io("open directory", &path, e)),
                 _ => Ok(None),
@@ -169,7 +171,7 @@ fn find_matches(
         if !is_dir(&st) {
             continue;
         }
-        let Ok(sub) = rustix::fs::openat(dir, &name, DIR_FLAGS, RawMode::empty()) else {
+        let Ok(sub) = rustix::fs::openat(dir, &name, DIR_NOFOLLOW, RawMode::empty()) else {
             continue;
         };
         prefix.push(text);

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 use rustix::fs::{AtFlags, FileType, Mode as RawMode, OFlags, Stat};
 
-use crate::fsroot::{DIR_FLAGS, is_dir, list, lstat_at};
+use crate::fsroot::{DIR_NOFOLLOW, is_dir, list, lstat_at};
 
 use super::meta::{Metadata, set_times};
 use super::{CopyReport, FsopError, Owner};
@@ -161,9 +161,9 @@ impl<'a> Copier<'a> {
                 });
             }
         };
-        let dst_fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_FLAGS, RawMode::empty())
+        let dst_fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_NOFOLLOW, RawMode::empty())
             .map_err(|e| FsopError::io("open directory", dst_path, e))?;
-        let src_fd = rustix::fs::openat(src.dir, src.name, DIR_FLAGS, RawMode::empty())
+        let src_fd = rustix::fs::openat(src.dir, src.name, DIR_NOFOLLOW, RawMode::empty())
             .map_err(|e| FsopError::io("open directory", &src.path, e))?;
         let child_dst = DstDir::new(dst_fd, dst_path.to_owned());
         self.copy_children(&src_fd, &src.path, &child_dst, rel, state)?;

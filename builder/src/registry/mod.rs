@@ -29,8 +29,9 @@
 //! as Docker prints them ("pull access denied for app, repository does not exist or may
 //! require 'docker login'", "manifest for app:1 not found: manifest unknown").
 //!
-//! This module depends on nothing in kiln but [`content`](crate::content) and
-//! [`reference`](crate::reference).
+//! This module depends on nothing in kiln but [`content`](crate::content),
+//! [`reference`](crate::reference) and the frontend's [`Platform`] (one type for `--platform`
+//! everywhere).
 //!
 //! ```
 //! use kiln_builder::registry::{Client, Platform};
@@ -38,7 +39,8 @@
 //! let client = Client::builder().anonymous().build()?;
 //! assert_eq!(client.base_url("docker.io").as_str(), "https://registry-1.docker.io/");
 //! assert_eq!(client.base_url("127.0.0.1:5000").as_str(), "http://127.0.0.1:5000/");
-//! assert_eq!("linux/arm64/v8".parse::<Platform>()?.to_string(), "linux/arm64");
+//! let host = Platform::new("linux", "amd64", None);
+//! assert_eq!(Platform::parse("linux/arm64/v8", &host)?.to_string(), "linux/arm64");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -46,13 +48,14 @@
 //!
 //! ```no_run
 //! use kiln_builder::content::ContentStore;
-//! use kiln_builder::registry::{Client, NoProgress, NoRetain, Platform};
+//! use kiln_builder::platform;
+//! use kiln_builder::registry::{Client, NoProgress, NoRetain};
 //!
 //! # async fn pull() -> Result<(), Box<dyn std::error::Error>> {
 //! let content = ContentStore::open("/tmp/kiln-root")?;
 //! let client = Client::builder().build()?;
 //! let reference = "localhost:5000/app:1".parse()?;
-//! let pulled = client.pull(&reference, &Platform::host(), &content, &NoRetain, &NoProgress).await?;
+//! let pulled = client.pull(&reference, &platform::host(), &content, &NoRetain, &NoProgress).await?;
 //! println!("{} layers, config {}", pulled.layers.len(), pulled.config.digest);
 //! # Ok(())
 //! # }
@@ -64,7 +67,6 @@ pub mod credentials;
 mod error;
 mod login;
 pub mod manifest;
-mod platform;
 mod progress;
 mod pull;
 mod push;
@@ -74,8 +76,8 @@ mod source;
 pub use client::{Client, ClientBuilder, DOCKER_HUB_REGISTRY};
 pub use credentials::{CredentialStore, Credentials, CredentialsError};
 pub use error::{AuthError, RegistryError, ServerErrors};
+pub use kiln_frontend::graph::{Platform, PlatformError};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE};
-pub use platform::{Platform, PlatformError};
 pub use progress::{Event, NoProgress, Reporter};
 pub use pull::{NoRetain, Retain};
 pub use push::Pushed;

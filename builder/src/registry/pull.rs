@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::StreamExt as _;
 use reqwest::header::{CONTENT_RANGE, HeaderMap, HeaderValue, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
@@ -62,11 +62,25 @@ impl Client {
         let blobs: Vec<&Descriptor> = std::iter::once(&resolved.config)
             .chain(&resolved.layers)
             .collect();
-        futures_util::stream::iter(blobs)
-            .map(|blob| self.fetch_blob(reference, blob, content, retain, reporter))
+        // On the first failure no new blob starts, but the ones in flight run to their end: a
+        // dropped download would leave its ingest to a blocking thread still committing, and the
+        // caller must see no half-written state once this returns.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let results: Vec<Result<(), RegistryError>> = futures_util::stream::iter(blobs)
+            .map(|blob| async {
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let result = self.fetch_blob(reference, blob, content, retain, reporter).await;
+                if result.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                result
+            })
             .buffer_unordered(self.inner.settings.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
         // Documents last: whoever finds the manifest stored may assume its blobs are.
         if resolved.manifest.digest != resolved.target.digest {
             store_bytes(

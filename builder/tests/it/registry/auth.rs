@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use base64::Engine as _;
 use kiln_builder::content::ContentStore;
-use kiln_builder::registry::{CredentialStore, Credentials, NoProgress, NoRetain, Platform, RegistryError};
+use kiln_builder::registry::{CredentialStore, Credentials, NoProgress, NoRetain, RegistryError};
 
 use super::support::{PASSWORD, Recorded, Recorder, Registry, USER, client, image, logged_in};
 use super::token_server::TokenServer;
@@ -31,7 +31,7 @@ async fn without_credentials_pull_and_push_are_denied() {
     );
 
     let error = client(None)
-        .resolve(&reference, &Platform::host(), &NoProgress)
+        .resolve(&reference, &kiln_builder::platform::host(), &NoProgress)
         .await
         .unwrap_err();
     assert_eq!(
@@ -59,7 +59,13 @@ async fn credentials_from_the_docker_config_are_used() {
     let root = tempfile::tempdir().unwrap();
     let store = ContentStore::open(root.path()).unwrap();
     let pulled = authenticated
-        .pull(&reference, &Platform::host(), &store, &NoRetain, &NoProgress)
+        .pull(
+            &reference,
+            &kiln_builder::platform::host(),
+            &store,
+            &NoRetain,
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(pulled.config.digest, built.config.digest);
@@ -99,7 +105,7 @@ async fn login_checks_and_saves_credentials_and_logout_removes_them() {
     // The saved login is what a client reading this store uses.
     let reference = registry.reference("private/app:nope");
     let error = client(Some(store.clone()))
-        .resolve(&reference, &Platform::host(), &NoProgress)
+        .resolve(&reference, &kiln_builder::platform::host(), &NoProgress)
         .await
         .unwrap_err();
     assert!(
@@ -134,7 +140,7 @@ async fn bearer_tokens_carry_the_scopes_of_pull_push_and_mount() {
         .unwrap_err();
     assert!(matches!(error, RegistryError::PushDenied { .. }), "{error:?}");
     let error = client(None)
-        .resolve(&first, &Platform::host(), &NoProgress)
+        .resolve(&first, &kiln_builder::platform::host(), &NoProgress)
         .await
         .unwrap_err();
     assert!(matches!(error, RegistryError::PullDenied { .. }), "{error:?}");
@@ -165,7 +171,13 @@ async fn bearer_tokens_carry_the_scopes_of_pull_push_and_mount() {
     let root = tempfile::tempdir().unwrap();
     let store = ContentStore::open(root.path()).unwrap();
     authenticated
-        .pull(&second, &Platform::host(), &store, &NoRetain, &NoProgress)
+        .pull(
+            &second,
+            &kiln_builder::platform::host(),
+            &store,
+            &NoRetain,
+            &NoProgress,
+        )
         .await
         .unwrap();
 

@@ -18,7 +18,7 @@ use super::support::{
 };
 
 fn platform(text: &str) -> Platform {
-    text.parse().unwrap()
+    Platform::parse(text, &kiln_builder::platform::host()).unwrap()
 }
 
 /// Files under `dir`, recursively (to check that nothing half-written is left).
@@ -93,9 +93,15 @@ async fn pull_by_tag_then_by_digest_of_an_image_skopeo_pushed() {
         .parse()
         .unwrap();
     let recorder = Recorder::default();
-    let again = pull_image(&store, &client(None), &by_digest, &Platform::host(), &recorder)
-        .await
-        .unwrap();
+    let again = pull_image(
+        &store,
+        &client(None),
+        &by_digest,
+        &kiln_builder::platform::host(),
+        &recorder,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.id, pulled.id);
     assert!(again.names.contains(&by_digest) && again.names.contains(&reference));
     assert_eq!(
@@ -182,7 +188,11 @@ async fn unknown_tags_and_repositories_fail_as_docker_says() {
     let host = registry.host();
 
     let error = client(None)
-        .resolve(&registry.reference("app:nope"), &Platform::host(), &NoProgress)
+        .resolve(
+            &registry.reference("app:nope"),
+            &kiln_builder::platform::host(),
+            &NoProgress,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -196,7 +206,11 @@ async fn unknown_tags_and_repositories_fail_as_docker_says() {
 
     // This registry answers MANIFEST_UNKNOWN for a repository it never saw, and Docker says so.
     let error = client(None)
-        .resolve(&registry.reference("nothing:1"), &Platform::host(), &NoProgress)
+        .resolve(
+            &registry.reference("nothing:1"),
+            &kiln_builder::platform::host(),
+            &NoProgress,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -214,7 +228,7 @@ async fn connection_refused_names_the_host() {
         .port();
     let reference: ImageRef = format!("127.0.0.1:{port}/app:1").parse().unwrap();
     let error = client(None)
-        .resolve(&reference, &Platform::host(), &NoProgress)
+        .resolve(&reference, &kiln_builder::platform::host(), &NoProgress)
         .await
         .unwrap_err();
     assert_eq!(
@@ -242,9 +256,15 @@ async fn a_tampered_blob_is_rejected_and_nothing_is_stored() {
 
     let root = tempfile::tempdir().unwrap();
     let store = ImageStore::open(root.path()).unwrap();
-    let error = pull_image(&store, &client(None), &reference, &Platform::host(), &NoProgress)
-        .await
-        .unwrap_err();
+    let error = pull_image(
+        &store,
+        &client(None),
+        &reference,
+        &kiln_builder::platform::host(),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
     let DistributionError::Registry(RegistryError::Content(ContentError::DigestMismatch {
         expected, ..
     })) = &error
@@ -331,7 +351,7 @@ async fn an_interrupted_pull_leaves_nothing_visible_and_the_next_completes() {
         notify: Arc::clone(&notify),
     };
     let client = client(None);
-    let host = Platform::host();
+    let host = kiln_builder::platform::host();
     tokio::select! {
         result = pull_image(&store, &client, &reference, &host, &reporter) => {
             panic!("the pull should have been interrupted, it ended with {result:?}");
@@ -361,9 +381,15 @@ async fn an_interrupted_pull_leaves_nothing_visible_and_the_next_completes() {
         "the dropped ingest removed its file"
     );
 
-    let image = pull_image(&store, &client, &reference, &Platform::host(), &NoProgress)
-        .await
-        .unwrap();
+    let image = pull_image(
+        &store,
+        &client,
+        &reference,
+        &kiln_builder::platform::host(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(image.id, built.config.digest);
     assert_eq!(store.content().read(&big).unwrap(), content.read(&big).unwrap());
 }
@@ -378,7 +404,7 @@ fn pull_in_this_process(root: &Path, reference: &ImageRef) {
             &store,
             &client(None),
             reference,
-            &Platform::host(),
+            &kiln_builder::platform::host(),
             &NoProgress,
         ))
         .unwrap();
@@ -482,7 +508,7 @@ async fn unavailable_registries_are_retried_and_cut_downloads_resume() {
         &store,
         &one_at_a_time,
         &proxy.reference("app:1"),
-        &Platform::host(),
+        &kiln_builder::platform::host(),
         &recorder,
     )
     .await
@@ -524,7 +550,7 @@ async fn docker_schema2_images_pull_like_oci_ones() {
     let store = ImageStore::open(root.path()).unwrap();
     let reference = registry.reference("docker:1");
     let resolved = client(None)
-        .resolve(&reference, &Platform::host(), &NoProgress)
+        .resolve(&reference, &kiln_builder::platform::host(), &NoProgress)
         .await
         .unwrap();
     assert_eq!(
@@ -536,9 +562,15 @@ async fn docker_schema2_images_pull_like_oci_ones() {
         layers,
         built.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>()
     );
-    let image = pull_image(&store, &client(None), &reference, &Platform::host(), &NoProgress)
-        .await
-        .unwrap();
+    let image = pull_image(
+        &store,
+        &client(None),
+        &reference,
+        &kiln_builder::platform::host(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(image.id, resolved.config.digest);
     assert_eq!(
         image.target.media_type().to_string(),

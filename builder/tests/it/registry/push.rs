@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kiln_builder::content::ContentStore;
 use kiln_builder::distribution::{pull_image, push_image};
-use kiln_builder::registry::{Client, NoProgress, NoRetain, Platform};
+use kiln_builder::registry::{Client, NoProgress, NoRetain};
 use kiln_builder::store::ImageStore;
 
 use super::support::{FaultyProxy, Recorded, Recorder, Registry, client, image, skopeo, sorted};
@@ -46,7 +46,13 @@ async fn push_then_pull_round_trips_and_skopeo_reads_it() {
     let root = tempfile::tempdir().unwrap();
     let store = ContentStore::open(root.path()).unwrap();
     let pulled = client(None)
-        .pull(&reference, &Platform::host(), &store, &NoRetain, &NoProgress)
+        .pull(
+            &reference,
+            &kiln_builder::platform::host(),
+            &store,
+            &NoRetain,
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(pulled.manifest.digest, built.target.digest);
@@ -135,9 +141,15 @@ async fn pushing_to_another_repository_mounts_the_blobs() {
 
     let copy = tempfile::tempdir().unwrap();
     let copy = ImageStore::open(copy.path()).unwrap();
-    let pulled = pull_image(&copy, &client(None), &second, &Platform::host(), &NoProgress)
-        .await
-        .unwrap();
+    let pulled = pull_image(
+        &copy,
+        &client(None),
+        &second,
+        &kiln_builder::platform::host(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(pulled.id, built.config.digest);
 }
 
@@ -179,7 +191,13 @@ async fn large_blobs_go_up_in_chunks_with_progress() {
     let root = tempfile::tempdir().unwrap();
     let store = ContentStore::open(root.path()).unwrap();
     client(None)
-        .pull(&reference, &Platform::host(), &store, &NoRetain, &NoProgress)
+        .pull(
+            &reference,
+            &kiln_builder::platform::host(),
+            &store,
+            &NoRetain,
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(
