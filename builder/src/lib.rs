@@ -14,6 +14,8 @@ pub mod context;
 pub mod distribution;
 pub mod dockerfile;
 pub mod exec;
+pub mod fsop;
+mod fsroot;
 pub mod layer;
 pub mod platform;
 pub mod reference;

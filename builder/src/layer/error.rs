@@ -130,6 +130,18 @@ pub enum ApplyError {
     },
 }
 
+impl From<crate::fsroot::Refused> for Refusal {
+    fn from(refused: crate::fsroot::Refused) -> Refusal {
+        use crate::fsroot::Refused;
+        match refused {
+            Refused::ThroughSymlink { component } => Refusal::ThroughSymlink { component },
+            Refused::DanglingSymlink { component } => Refusal::DanglingSymlink { component },
+            Refused::ParentNotDirectory { component } => Refusal::ParentNotDirectory { component },
+            Refused::Escapes => Refusal::Escapes,
+        }
+    }
+}
+
 /// Why an entry path (or a hardlink target) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

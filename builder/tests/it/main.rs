@@ -4,6 +4,7 @@
 mod content;
 mod context;
 mod exec;
+mod fsop;
 mod layer;
 mod reference;
 mod registry;

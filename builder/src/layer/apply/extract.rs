@@ -12,8 +12,8 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::entry_path::EntryPath;
-use super::root::{self, DirFd, ResolveError, Root};
 use super::tar_read::{Entry, TarReader};
+use crate::fsroot::{self as root, DirError as ResolveError, DirFd, Root};
 use crate::layer::changes::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::layer::{ApplyError, Refusal, meta};
 
@@ -334,7 +334,7 @@ impl<'r> Extract<'r> {
         let target_dir = match self.root.dir(target.parent(), false) {
             Ok(Some(dir)) => dir,
             Ok(None) => return Err(refuse(Refusal::Missing)),
-            Err(ResolveError::Refused(reason)) => return Err(refuse(reason)),
+            Err(ResolveError::Refused(reason)) => return Err(refuse(reason.into())),
             Err(ResolveError::Io(e)) => {
                 return Err(io_error(name, "open the hardlink target's directory", e));
             }
@@ -454,7 +454,7 @@ impl Meta {
         if !self.xattrs.is_empty() {
             let path = root::proc_path(dir, file_name);
             for (key, value) in &self.xattrs {
-                rustix::fs::lsetxattr(path.as_slice(), key.as_slice(), value, XattrFlags::empty()).map_err(
+                rustix::fs::lsetxattr(path.as_c_str(), key.as_slice(), value, XattrFlags::empty()).map_err(
                     |e| {
                         io_error(
                             name,
@@ -491,7 +491,7 @@ fn refused(name: &str, reason: Refusal) -> ApplyError {
 
 fn resolve_error(name: &str, e: ResolveError) -> ApplyError {
     match e {
-        ResolveError::Refused(reason) => refused(name, reason),
+        ResolveError::Refused(reason) => refused(name, reason.into()),
         ResolveError::Io(source) => io_error(name, "open its directory", source),
     }
 }

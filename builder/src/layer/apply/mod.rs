@@ -27,16 +27,15 @@ mod entry_path;
 mod extract;
 mod input;
 pub(crate) use input::decompress;
-mod root;
 mod tar_read;
 
 use std::io::{self, Read};
 use std::path::Path;
 
 use super::{ApplyError, Compression, Digest};
+use crate::fsroot::{self, Root};
 use extract::Extract;
 use input::Pipe;
-use root::Root;
 use tar_read::TarReader;
 
 /// What to do with a symlink met on the way to an entry (not at the entry itself, which is always
@@ -49,6 +48,15 @@ pub enum ParentSymlinks {
     /// Follow it as a chroot would (absolute targets and `..` stop at the root), as containerd and
     /// Docker do; for hand-made layers that write through, say, `lib -> usr/lib`.
     FollowInRoot,
+}
+
+impl From<ParentSymlinks> for fsroot::Symlinks {
+    fn from(policy: ParentSymlinks) -> fsroot::Symlinks {
+        match policy {
+            ParentSymlinks::Refuse => fsroot::Symlinks::Refuse,
+            ParentSymlinks::FollowInRoot => fsroot::Symlinks::FollowInRoot,
+        }
+    }
 }
 
 /// How a layer is applied.
@@ -109,10 +117,11 @@ pub struct Applied {
 /// # }
 /// ```
 pub fn apply<R: Read + Send>(layer: R, target: &Path, options: &ApplyOptions) -> Result<Applied, ApplyError> {
-    let root = Root::open(target, options.parent_symlinks).map_err(|source| ApplyError::Target {
-        path: target.to_owned(),
-        source,
-    })?;
+    let root =
+        Root::open_with(target, options.parent_symlinks.into()).map_err(|source| ApplyError::Target {
+            path: target.to_owned(),
+            source,
+        })?;
     let (stream, compression) = input::decompress(layer)?;
     let (pipe, pump) = input::pipe();
     let mut extract = Extract::new(&root);
