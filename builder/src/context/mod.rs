@@ -49,7 +49,6 @@
 mod beneath;
 mod checksum;
 mod error;
-mod glob;
 mod select;
 mod statcache;
 mod walk;

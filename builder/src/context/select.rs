@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 
-use super::glob::{self, Glob};
+use crate::glob::{self, Glob};
 use super::{Context, ContextError, Entry, EntryKind};
 
 /// BuildKit's (and Linux's) bound on symlinks followed while resolving one path.

@@ -15,7 +15,7 @@ use super::meta::Metadata;
 use super::source::{self, Source, SourceAt, absolute, clean};
 use super::tree::{Copier, DstDir, SrcEntry, join};
 use super::{Archives, CopyReport, CopySpec, FsopError, Owner, archive};
-use crate::fsop::glob::{PathGlob, has_wildcards};
+use crate::glob::{Glob, has_wildcards};
 
 /// Whether source paths may hold wildcards (`COPY`/`ADD`) or are taken literally (a downloaded or
 /// heredoc file, whose name is whatever it is).
@@ -254,7 +254,7 @@ fn copy_parents(
         Err(e) => return Err(source::resolve_error(&absolute(&pivot), e)),
     };
     let matches = if pattern.iter().any(|c| has_wildcards(c)) {
-        let glob = PathGlob::new(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
+        let glob = Glob::from_components(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
             pattern: source.to_owned(),
         })?;
         let found = source::matches_in(&base, &glob, &absolute(&pivot))?;

@@ -41,7 +41,6 @@ mod archive;
 mod copy;
 mod error;
 mod fetch;
-mod glob;
 mod meta;
 mod mode;
 mod source;

@@ -11,7 +11,7 @@ use rustix::fs::{Mode as RawMode, Stat};
 use crate::fsroot::{DIR_NOFOLLOW, DirFd, Location, ResolveError, Root, is_dir, list, lstat_at};
 
 use super::FsopError;
-use super::glob::{PathGlob, has_wildcards};
+use crate::glob::{Glob, has_wildcards};
 
 /// Where a resolved source is.
 pub(super) enum SourceAt {
@@ -92,7 +92,7 @@ pub(super) fn resolve(
         return Ok(vec![named(root, &components, follow)?]);
     };
     let (base, pattern) = components.split_at(first_wild);
-    let glob = PathGlob::new(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
+    let glob = Glob::from_components(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
         pattern: source.to_owned(),
     })?;
     let mut found = Vec::new();
@@ -138,7 +138,7 @@ fn base_dir(root: &Root, base: &[String], follow: bool) -> Result<Option<OwnedFd
 }
 
 /// The paths below `dir` whose components match `glob`, in name order.
-pub(super) fn matches_in(dir: &OwnedFd, glob: &PathGlob, shown: &str) -> Result<Vec<Vec<String>>, FsopError> {
+pub(super) fn matches_in(dir: &OwnedFd, glob: &Glob, shown: &str) -> Result<Vec<Vec<String>>, FsopError> {
     let mut found = Vec::new();
     find_matches(dir, glob, &mut Vec::new(), &mut found, shown)?;
     Ok(found)
@@ -148,7 +148,7 @@ pub(super) fn matches_in(dir: &OwnedFd, glob: &PathGlob, shown: &str) -> Result<
 /// match are not entered, symlinks are never entered).
 fn find_matches(
     dir: &OwnedFd,
-    glob: &PathGlob,
+    glob: &Glob,
     prefix: &mut Vec<String>,
     found: &mut Vec<Vec<String>>,
     shown: &str,
