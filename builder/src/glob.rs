@@ -264,10 +264,7 @@ mod tests {
         assert!(!glob.matches_at(3, "one.rs"));
         // A negated class never matches the separator (Go's would).
         assert!(!Glob::new("a[^x]b").unwrap().matches("a/b"));
-        assert_eq!(
-            Glob::from_components(["*", "[ab].txt"]),
-            Glob::new("*/[ab].txt")
-        );
+        assert_eq!(Glob::from_components(["*", "[ab].txt"]), Glob::new("*/[ab].txt"));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 
-use crate::glob::{self, Glob};
 use super::{Context, ContextError, Entry, EntryKind};
+use crate::glob::{self, Glob};
 
 /// BuildKit's (and Linux's) bound on symlinks followed while resolving one path.
 const MAX_SYMLINKS: usize = 255;
