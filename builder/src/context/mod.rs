@@ -243,6 +243,31 @@ impl Context {
         Ok(File::from(fd))
     }
 
+    /// Checks that `bytes` read from `file` (opened by [`Context::open_file`] for `entry`) are the
+    /// whole of the version the walk saw, and that nothing wrote to it meanwhile: a copy made of
+    /// them holds what the checksum covered. [`ContextError::Changed`] otherwise.
+    pub fn check_read(&self, entry: &Entry, file: &File, bytes: u64) -> Result<(), ContextError> {
+        let now = beneath::stat_fd(file.as_fd()).map_err(|source| ContextError::Read {
+            path: entry.path.clone(),
+            source,
+        })?;
+        if bytes != entry.meta.size || !now.same_file_version(&entry.meta) {
+            return Err(ContextError::Changed {
+                path: entry.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The extended attributes of `entry` as (name, value) pairs sorted by name: those its checksum
+    /// covered when one was taken (so a copy gets what the cache key hashed), else read now.
+    pub fn xattrs(&self, entry: &Entry) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContextError> {
+        match entry.hash.get() {
+            Some(hash) => Ok(checksum::decode_xattrs(&hash.xattrs)),
+            None => self.read_xattrs(entry),
+        }
+    }
+
     fn index_of(&self, path: &Path) -> Option<usize> {
         let path = path.as_os_str().as_bytes();
         self.entries

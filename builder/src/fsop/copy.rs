@@ -52,6 +52,11 @@ impl Dest {
         }
         Ok(dest)
     }
+
+    /// The cleaned in-root path.
+    pub(super) fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 /// A source as a copy places it: a node of its tree, and the name it takes inside a directory
