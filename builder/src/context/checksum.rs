@@ -19,7 +19,7 @@ use rustix::fs::OFlags;
 use sha2::{Digest as _, Sha256};
 
 use super::statcache::{CachedRow, StatKey};
-use super::{Context, ContextError, Entry, EntryKind, Selected, Selection, beneath};
+use super::{Context, ContextError, Entry, EntryKind, Selected, Selection, Xattrs, beneath};
 use crate::content::{Digest, Digester};
 
 /// The most threads a checksum reads files on.
@@ -275,7 +275,7 @@ impl Context {
 impl Context {
     /// Reads the extended attributes of `entry` (through an fd for files and directories; by path,
     /// not following the last component, for the rest: see [`beneath::xattrs_path`]).
-    pub(super) fn read_xattrs(&self, entry: &Entry) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContextError> {
+    pub(super) fn read_xattrs(&self, entry: &Entry) -> Result<Xattrs, ContextError> {
         let read_error = |source| ContextError::Read {
             path: entry.path.clone(),
             source,
@@ -332,7 +332,7 @@ fn encode_xattrs(xattrs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// The attribute list [`encode_xattrs`] encoded.
-pub(super) fn decode_xattrs(mut encoded: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(super) fn decode_xattrs(mut encoded: &[u8]) -> Xattrs {
     let mut take = || -> Option<Vec<u8>> {
         let (len, rest) = encoded.split_first_chunk::<4>()?;
         let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;

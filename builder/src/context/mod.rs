@@ -68,6 +68,9 @@ pub use error::ContextError;
 pub use select::{Match, Selected, Selection, Source};
 pub use statcache::StatCache;
 
+/// Extended attributes: (name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Name of the ignore file at the context root.
 pub const DOCKERIGNORE: &str = ".dockerignore";
 
@@ -261,7 +264,7 @@ impl Context {
 
     /// The extended attributes of `entry` as (name, value) pairs sorted by name: those its checksum
     /// covered when one was taken (so a copy gets what the cache key hashed), else read now.
-    pub fn xattrs(&self, entry: &Entry) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContextError> {
+    pub fn xattrs(&self, entry: &Entry) -> Result<Xattrs, ContextError> {
         match entry.hash.get() {
             Some(hash) => Ok(checksum::decode_xattrs(&hash.xattrs)),
             None => self.read_xattrs(entry),

@@ -205,8 +205,8 @@ impl Context {
                 vec![self.collect(path, index, &source.exclude)]
             }
             Some(split) => {
-                let matches = self.wildcard_matches(&components, split, source)?;
-                if matches.is_empty() && !source.allow_empty_wildcard {
+                let (matches, matched_any) = self.wildcard_matches(&components, split, source)?;
+                if !matched_any && !source.allow_empty_wildcard {
                     return Err(not_found());
                 }
                 matches
@@ -218,13 +218,15 @@ impl Context {
         })
     }
 
-    /// The matches of a wildcard source whose first wildcard is in `components[split]`.
+    /// The matches of a wildcard source whose first wildcard is in `components[split]`, and whether
+    /// the wildcard matched anything before `--exclude` left matches out (a source whose matches
+    /// are all excluded selects nothing, but is not missing).
     fn wildcard_matches(
         &self,
         components: &[&str],
         split: usize,
         source: &Source,
-    ) -> Result<Vec<Match<'_>>, ContextError> {
+    ) -> Result<(Vec<Match<'_>>, bool), ContextError> {
         let pattern = components.join("/");
         let glob = Glob::new(&pattern).map_err(|_| ContextError::BadPattern {
             pattern: source.path.clone(),
@@ -238,11 +240,12 @@ impl Context {
             });
         };
         if !matches!(self.entries[base].kind, EntryKind::Dir) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let prefix: PathBuf = prefix.iter().collect();
         let base_path = &self.entries[base].path;
         let mut matches = Vec::new();
+        let mut matched_any = false;
         let mut index = base + 1;
         let end = self.subtree_end(base);
         while index < end {
@@ -260,6 +263,7 @@ impl Context {
                         context: self.root.clone(),
                         path: format!("/{}", named.display()),
                     })?;
+                matched_any = true;
                 let below = named.strip_prefix(&prefix).unwrap_or(&named).to_string_lossy();
                 let is_dir = matches!(self.entries[target].kind, EntryKind::Dir);
                 if !excluded(&source.exclude, &below, is_dir) {
@@ -273,7 +277,7 @@ impl Context {
             }
             index += 1;
         }
-        Ok(matches)
+        Ok((matches, matched_any))
     }
 
     /// The one match of a `--parents` source: rooted at the pivot, holding the matched paths, their

@@ -209,6 +209,8 @@ impl<'s, 'c> SelectionTree<'s, 'c> {
 impl SourceTree for SelectionTree<'_, '_> {
     type Node = usize;
 
+    // `tv_nsec` is narrower than `i64` on some targets.
+    #[allow(clippy::useless_conversion)]
     fn info(&self, node: &usize) -> Info {
         let meta = self.entries[*node].entry().metadata();
         let mtime = Timespec {
