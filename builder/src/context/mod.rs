@@ -12,12 +12,16 @@
 //! * [`Context::entries`] is the result: one [`Entry`] per path (relative, file type, metadata), in
 //!   walk order.
 //! * [`Context::select`] resolves a `COPY`/`ADD` source ([`Source`]: a path with optional Go
-//!   wildcards and `--exclude` patterns) *inside* the context as BuildKit does: symlinks on the way
-//!   are followed but resolved against the context root, `..` stops at the root. The
+//!   wildcards, `--exclude` patterns, `--parents`) *inside* the context as BuildKit does: symlinks
+//!   on the way are followed but resolved against the context root, `..` stops at the root. The
 //!   [`Selection`] holds one [`Match`] per path the source names, each with the entries it brings.
 //! * [`Context::checksum`] digests exactly what a selection holds: names relative to each match,
-//!   file types, permission bits, owners, sizes, contents, symlink targets and extended attributes;
-//!   never timestamps or inode numbers, so a `touch` does not invalidate a build cache.
+//!   file types, permission bits, sizes, contents, symlink targets and extended attributes; never
+//!   owners (`COPY` gives context files `0:0`), timestamps or inode numbers, so a `touch` does not
+//!   invalidate a build cache.
+//! * `fsop::ContextCopy` copies exactly what selections hold, reading files with
+//!   [`Context::open_file`] and [`Context::check_read`] and attributes with [`Context::xattrs`]:
+//!   the cache key and the layer are made of the same entries.
 //! * A [`StatCache`] (a small SQLite database in the kiln root) remembers each file's content
 //!   digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so unchanged files
 //!   are not read again by the next build.

@@ -1,47 +1,6 @@
-//! `COPY`/`ADD` from the build context: exactly what a [`Selection`] holds, nothing else.
-//!
-//! The context's walk decides what a build may see (`.dockerignore`, or `<Dockerfile>.dockerignore`),
-//! and [`Context::select`] what one source names in it: wildcards, symlinks resolved inside the
-//! context and only through entries the walk kept, `--exclude`, `--parents`. That selection is also
-//! what [`Context::checksum`] hashes for the cache key. So a context copy never looks at the context
-//! directory on its own: it copies the selection's entries, with their metadata as the walk saw
-//! them, reading files through [`Context::open_file`] (beneath the context root, refused if the file
-//! is no longer the one the walk saw) and checking each read was the whole of that version.
-//!
-//! What follows: an ignored file reaches no layer, since it is in no selection; a source that
-//! names one, or a symlink to one, is "not found"; a symlink inside a copied directory is copied as
-//! the symlink it is, dangling if its target is ignored. Context entries land owned by `0:0` (or
-//! `--chown`), never by their owner on disk, which is why the checksum leaves owners out.
-//!
-//! [`ContextCopy`] holds a spec, its selections and the copy, so the cache key and the layer come
-//! from one value and cannot disagree:
-//!
-//! ```
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kiln_builder::context::{Context, IgnoreSource};
-//! use kiln_builder::fsop::{ContextCopy, CopySpec};
-//!
-//! let dir = tempfile::tempdir()?;
-//! std::fs::write(dir.path().join(".dockerignore"), "*.key\n")?;
-//! std::fs::write(dir.path().join("app.py"), "print('hi')\n")?;
-//! std::fs::write(dir.path().join("tls.key"), "secret\n")?;
-//! let context = Context::builder(dir.path()).ignore(IgnoreSource::ContextRoot).open()?;
-//!
-//! // COPY . /app/
-//! let copy = ContextCopy::select(&context, &CopySpec::new(["."], "/app/"))?;
-//! let key = copy.checksums()?; // what the cache key hashes...
-//! let rootfs = tempfile::tempdir()?;
-//! copy.copy(rootfs.path())?; // ...is what the layer gets
-//! assert!(rootfs.path().join("app/app.py").exists());
-//! assert!(!rootfs.path().join("app/tls.key").exists());
-//!
-//! // COPY tls.key /x: ignored files do not exist for the build.
-//! let err = ContextCopy::select(&context, &CopySpec::new(["tls.key"], "/x")).unwrap_err();
-//! assert!(err.to_string().ends_with("\"/tls.key\": not found"));
-//! # let _ = key;
-//! # Ok(())
-//! # }
-//! ```
+//! `COPY`/`ADD` from the build context: [`ContextCopy`] copies exactly what the context's
+//! selections hold, reading through the [`Context`]; the selection side is a [`SourceTree`] the
+//! copier reads like any other.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -81,7 +40,49 @@ impl CopySpec {
 }
 
 /// One `COPY`/`ADD` from the build context, selected: the spec, and one [`Selection`] per source.
-/// See the [module documentation](self).
+///
+/// The context's walk decides what a build may see (`.dockerignore`, or `<Dockerfile>.dockerignore`),
+/// and [`Context::select`] what one source names in it: wildcards, symlinks resolved inside the
+/// context and only through entries the walk kept, `--exclude`, `--parents`. That selection is also
+/// what [`Context::checksum`] hashes for the cache key. So a context copy never looks at the context
+/// directory on its own: it copies the selection's entries, with their metadata as the walk saw
+/// them, reading files through [`Context::open_file`] (beneath the context root, refused if the file
+/// is no longer the one the walk saw) and checking each read was the whole of that version.
+///
+/// What follows: an ignored file reaches no layer, since it is in no selection; a source that
+/// names one, or a symlink to one, is "not found"; a symlink inside a copied directory is copied as
+/// the symlink it is, dangling if its target is ignored. Context entries land owned by `0:0` (or
+/// `--chown`), never by their owner on disk, which is why the checksum leaves owners out.
+///
+/// A `ContextCopy` holds a spec, its selections and the copy, so the cache key and the layer come
+/// from one value and cannot disagree:
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use kiln_builder::context::{Context, IgnoreSource};
+/// use kiln_builder::fsop::{ContextCopy, CopySpec};
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join(".dockerignore"), "*.key\n")?;
+/// std::fs::write(dir.path().join("app.py"), "print('hi')\n")?;
+/// std::fs::write(dir.path().join("tls.key"), "secret\n")?;
+/// let context = Context::builder(dir.path()).ignore(IgnoreSource::ContextRoot).open()?;
+///
+/// // COPY . /app/
+/// let copy = ContextCopy::select(&context, &CopySpec::new(["."], "/app/"))?;
+/// let key = copy.checksums()?; // what the cache key hashes...
+/// let rootfs = tempfile::tempdir()?;
+/// copy.copy(rootfs.path())?; // ...is what the layer gets
+/// assert!(rootfs.path().join("app/app.py").exists());
+/// assert!(!rootfs.path().join("app/tls.key").exists());
+///
+/// // COPY tls.key /x: ignored files do not exist for the build.
+/// let err = ContextCopy::select(&context, &CopySpec::new(["tls.key"], "/x")).unwrap_err();
+/// assert!(err.to_string().ends_with("\"/tls.key\": not found"));
+/// # let _ = key;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ContextCopy<'c> {
     context: &'c Context,
