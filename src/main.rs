@@ -6,6 +6,18 @@
 
 mod build;
 mod debug;
+mod format;
+mod history;
+mod image;
+mod images;
+mod import;
+mod inspect;
+mod load;
+mod prune;
+mod rmi;
+mod save;
+mod system;
+mod tag;
 
 use std::process::ExitCode;
 
@@ -44,9 +56,31 @@ impl Global {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(build::Args),
-    /// Inspect what kiln sees: the Dockerfile's syntax tree.
+    /// Inspect what kiln sees: the Dockerfile's syntax tree, the build context.
     #[command(subcommand)]
     Debug(debug::Command),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::Command),
+    /// List images.
+    Images(images::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(tag::Args),
+    /// Remove one or more images.
+    Rmi(rmi::Args),
+    /// Display detailed information on one or more images.
+    Inspect(inspect::Args),
+    /// Show the history of an image.
+    History(history::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(save::Args),
+    /// Load images from a tar archive or STDIN.
+    Load(load::Args),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(import::Args),
+    /// Manage kiln: disk usage.
+    #[command(subcommand)]
+    System(system::Command),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +88,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Debug(cmd) => debug::run(&cmd),
+        Command::Image(cmd) => image::run(&cmd, &cli.global),
+        Command::Images(args) => images::run(&args, &cli.global),
+        Command::Tag(args) => tag::run(&args, &cli.global),
+        Command::Rmi(args) => rmi::run(&args, &cli.global),
+        Command::Inspect(args) => inspect::run(&args, &cli.global),
+        Command::History(args) => history::run(&args, &cli.global),
+        Command::Save(args) => save::run(&args, &cli.global),
+        Command::Load(args) => load::run(&args, &cli.global),
+        Command::Import(args) => import::run(&args, &cli.global),
+        Command::System(cmd) => system::run(&cmd, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,30 @@ impl DockerfileSource {
     }
 }
 
+impl DockerfileSource {
+    /// The file this source names for a build of `context`, without reading it (`None` for stdin).
+    /// Its `<path>.dockerignore` is the ignore file that replaces the context's `.dockerignore`.
+    pub fn path_in(&self, context: &Path) -> Option<PathBuf> {
+        match self {
+            DockerfileSource::Default => Some(default_path(context)),
+            DockerfileSource::Path(path) => Some(path.clone()),
+            DockerfileSource::Stdin => None,
+        }
+    }
+}
+
+/// `Dockerfile` in `context`, or `dockerfile`: Docker's CLI falls back to the lower-case name only
+/// when the usual one is missing.
+fn default_path(context: &Path) -> PathBuf {
+    let upper = context.join("Dockerfile");
+    let lower = context.join("dockerfile");
+    if !upper.exists() && lower.exists() {
+        lower
+    } else {
+        upper
+    }
+}
+
 /// The Dockerfile's text and the name users know it by.
 #[derive(Debug, Clone)]
 pub struct DockerfileText {
@@ -82,14 +106,7 @@ pub fn read(source: &DockerfileSource, context: &Path) -> Result<DockerfileText,
             (path.display().to_string(), Some(path.clone()), bytes)
         }
         DockerfileSource::Default => {
-            // Docker's CLI falls back to the lower-case name only when the usual one is missing.
-            let upper = context.join("Dockerfile");
-            let lower = context.join("dockerfile");
-            let path = if !upper.exists() && lower.exists() {
-                lower
-            } else {
-                upper
-            };
+            let path = default_path(context);
             let bytes = std::fs::read(&path).map_err(|source| ReadError::Io {
                 path: path.clone(),
                 source,

@@ -8,9 +8,18 @@
 
 pub use kiln_frontend as frontend;
 
+pub mod archive;
 pub mod content;
+pub mod context;
+pub mod distribution;
 pub mod dockerfile;
+pub mod exec;
+pub mod fsop;
+mod fsroot;
+mod glob;
+pub mod layer;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod solver;
 pub mod store;

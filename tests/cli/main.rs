@@ -1,5 +1,8 @@
 //! End-to-end tests of the `kiln` binary, one module per area.
 
+mod archive;
 mod build_call;
 mod debug_ast;
+mod debug_context;
+mod images;
 mod support;

@@ -84,6 +84,11 @@ impl Digest {
         Digest::parse(&format!("{SHA256}:{hex}"))
     }
 
+    /// The digest whose raw sha256 value is `bytes` (what a hasher's `finalize` returns).
+    pub fn from_sha256(bytes: [u8; 32]) -> Digest {
+        Digest(format!("{SHA256}:{}", hex::encode(bytes)))
+    }
+
     /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         let mut digester = Digester::new();
@@ -214,7 +219,7 @@ impl Digester {
 
     /// The digest of everything fed.
     pub fn finish(self) -> Digest {
-        Digest(format!("{SHA256}:{}", hex::encode(self.hasher.finalize())))
+        Digest::from_sha256(self.hasher.finalize().into())
     }
 }
 

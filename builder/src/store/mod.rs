@@ -72,6 +72,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dangling;
 mod db;
 mod error;
 mod gc;
@@ -80,10 +81,12 @@ mod manifest;
 
 use std::path::PathBuf;
 
+pub use dangling::{dangling_name, is_dangling};
 pub use db::Db;
 pub use error::StoreError;
 pub use gc::{GcOptions, GcReport, Lease};
 pub use image::{Image, ImageStore, Removal};
+pub(crate) use manifest::host_platform;
 
 /// Where kiln keeps its state unless told otherwise: `/var/lib/kiln` for root, else
 /// `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln` (the XDG default).

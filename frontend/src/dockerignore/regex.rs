@@ -87,9 +87,11 @@ impl Regex {
         let chars: Vec<char> = text.chars().collect();
         let mut current = Threads::new(self.program.len());
         let mut next = Threads::new(self.program.len());
+        // One work stack for every `add`: the context walk matches each path, so this loop is hot.
+        let mut stack = Vec::new();
         for at in 0..=chars.len() {
             // Unanchored search: a new thread starts at every position.
-            self.add(&mut current, 0, at, &chars);
+            self.add(&mut current, 0, at, &chars, &mut stack);
             if current.contains_match(&self.program) {
                 return true;
             }
@@ -103,7 +105,7 @@ impl Regex {
                     _ => false,
                 };
                 if step {
-                    self.add(&mut next, pc + 1, at + 1, &chars);
+                    self.add(&mut next, pc + 1, at + 1, &chars, &mut stack);
                 }
             }
             std::mem::swap(&mut current, &mut next);
@@ -112,8 +114,9 @@ impl Regex {
     }
 
     /// Adds the thread at `pc` and everything reachable from it without consuming input at `at`.
-    fn add(&self, threads: &mut Threads, pc: usize, at: usize, chars: &[char]) {
-        let mut stack = vec![pc];
+    fn add(&self, threads: &mut Threads, pc: usize, at: usize, chars: &[char], stack: &mut Vec<usize>) {
+        stack.clear();
+        stack.push(pc);
         while let Some(pc) = stack.pop() {
             if !threads.insert(pc) {
                 continue;

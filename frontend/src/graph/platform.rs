@@ -151,6 +151,44 @@ impl Platform {
     pub fn variant(&self) -> Option<&str> {
         self.variant.as_deref()
     }
+
+    /// Whether an image built for `candidate` runs on this platform.
+    ///
+    /// ```
+    /// use kiln_frontend::graph::Platform;
+    /// let v7 = Platform::new("linux", "arm", Some("v7"));
+    /// assert!(v7.matches(&Platform::new("linux", "arm", Some("v6"))));
+    /// assert!(!Platform::new("linux", "arm", Some("v6")).matches(&v7));
+    /// ```
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        self.rank(candidate).is_some()
+    }
+
+    /// How well `candidate` fits, lower is better; `None` if it does not run here.
+    ///
+    /// An exact match is best. Older 32-bit ARM variants run on newer ones (`arm/v6` on an
+    /// `arm/v7` machine), ranked by distance, as containerd's default matcher orders them.
+    pub fn rank(&self, candidate: &Platform) -> Option<u32> {
+        if self.os != candidate.os || self.architecture != candidate.architecture {
+            return None;
+        }
+        if self.variant == candidate.variant {
+            return Some(0);
+        }
+        if self.architecture != "arm" {
+            return None;
+        }
+        let level = |variant: &Option<String>| {
+            variant
+                .as_deref()
+                .and_then(|v| v.strip_prefix('v'))
+                .and_then(|n| n.parse::<u32>().ok())
+        };
+        match (level(&self.variant), level(&candidate.variant)) {
+            (Some(wanted), Some(offered)) if offered <= wanted => Some(wanted - offered),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Platform {

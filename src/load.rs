@@ -1,0 +1,48 @@
+//! `kiln load` (`kiln image load`): images from a `docker save` tarball or an OCI archive.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use kiln_builder::archive;
+use kiln_builder::store::ImageStore;
+
+use crate::Global;
+
+/// `kiln load [OPTIONS]`
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Read from a tar archive file (plain, gzip or zstd), instead of standard input.
+    #[arg(short, long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Print only the IDs of the loaded images.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
+    let store = ImageStore::open(&global.root())?;
+    let loaded = if let Some(path) = &args.input {
+        let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+        archive::load(&store, std::io::BufReader::new(file))
+    } else {
+        if std::io::stdin().is_terminal() {
+            bail!("requested load from stdin, but stdin is empty");
+        }
+        archive::load(&store, std::io::stdin())
+    }
+    .context("failed to load images")?;
+    let mut out = std::io::stdout().lock();
+    for item in &loaded {
+        if args.quiet {
+            writeln!(out, "{}", item.image.id)?;
+        } else if item.names.is_empty() {
+            writeln!(out, "Loaded image ID: {}", item.image.id)?;
+        } else {
+            for name in &item.names {
+                writeln!(out, "Loaded image: {}", name.familiar_string())?;
+            }
+        }
+    }
+    Ok(())
+}
