@@ -1,5 +1,5 @@
-//! `kiln build`: for now, what BuildKit's `--call=targets` and `--call=outline` answer about a
-//! Dockerfile (the build itself lands with its issue).
+//! `kiln build`: builds an image with kiln-builder's solver, or answers BuildKit's `--call=targets` and
+//! `--call=outline` about a Dockerfile.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +11,11 @@ use kiln_builder::dockerfile::{self, DockerfileSource, DockerfileText, Located};
 use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
 use kiln_builder::frontend::syntax::Dockerfile;
 use kiln_builder::platform::{self, Platform};
+use kiln_builder::reference::ImageRef;
+use kiln_builder::solver::{BuildError, BuildRequest, Builder, Network, Output};
+
+use crate::Global;
+use crate::progress::{self, Printer};
 
 /// `kiln build [OPTIONS] CONTEXT`
 #[derive(Debug, clap::Args)]
@@ -38,6 +43,41 @@ pub(crate) struct Args {
     /// How `--call` answers: `text` (a table) or `json`.
     #[arg(long, value_name = "FORMAT", default_value = "text", requires = "call")]
     format: Format,
+    /// Name the image (`name:tag`); may be given several times.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    tags: Vec<String>,
+    /// Set a label on the image: `KEY=VALUE`.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Do not use the build cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Always pull base images, even when they are in the store.
+    #[arg(long)]
+    pull: bool,
+    /// The network RUN steps get: `default`, `none` or `host`.
+    #[arg(long, value_name = "MODE", default_value = "default")]
+    network: NetworkArg,
+    /// Where the image goes: `type=docker,dest=F.tar`, `type=oci,dest=F.tar`, `type=local,dest=DIR`,
+    /// `type=image` (the store), or a directory (local).
+    #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
+    outputs: Vec<String>,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// How progress is shown: `auto`, `plain`, `tty` or `rawjson`.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    progress: progress::Mode,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NetworkArg {
+    Default,
+    None,
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -52,7 +92,10 @@ enum Format {
     Json,
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
+    if args.call.is_none() {
+        return build(args, global);
+    }
     let text = dockerfile::read(&DockerfileSource::from_flag(args.file.as_deref()), &args.context)?;
     let tree = text.parse()?;
     match args.call {
@@ -64,13 +107,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             let outline = plan(args, &text, &tree)?.outline();
             print_outline(&outline, args.format)
         }
-        None => {
-            plan(args, &text, &tree)?;
-            anyhow::bail!(
-                "building images is not supported by this version of kiln yet; \
-                 `--call=targets` and `--call=outline` are"
-            )
-        }
+        None => unreachable!("handled above"),
     }
 }
 
@@ -199,4 +236,142 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Resu
         line(row.iter().map(String::as_str).collect())?;
     }
     Ok(())
+}
+
+/// Builds the image the options describe.
+#[allow(clippy::print_stdout)]
+fn build(args: &Args, global: &Global) -> Result<()> {
+    let request = request(args)?;
+    let builder = Builder::open(global.root())?;
+    let mode = match (args.quiet, args.progress) {
+        (true, _) => progress::Mode::Quiet,
+        (false, progress::Mode::Auto) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            progress::Mode::Tty
+        }
+        (false, progress::Mode::Auto) => progress::Mode::Plain,
+        (false, mode) => mode,
+    };
+    let printer = Printer::new(mode);
+    let outcome = match builder.build(&request, &printer) {
+        Ok(outcome) => outcome,
+        Err(BuildError::StepFailed {
+            vertex,
+            file,
+            lines,
+            logs,
+            message,
+        }) => {
+            print_failure(&vertex, &file, lines, &logs);
+            anyhow::bail!("failed to solve: {message}");
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context("failed to solve")),
+    };
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, outcome.image_id.to_string())
+            .with_context(|| format!("writing the image ID to {}", path.display()))?;
+    }
+    if args.quiet {
+        println!("{}", outcome.image_id);
+    }
+    Ok(())
+}
+
+/// The request the options describe.
+fn request(args: &Args) -> Result<BuildRequest> {
+    let mut request = BuildRequest::builder(&args.context)
+        .dockerfile(DockerfileSource::from_flag(args.file.as_deref()))
+        .no_cache(args.no_cache)
+        .pull(args.pull)
+        .cancel_on_ctrl_c(true)
+        .network(match args.network {
+            NetworkArg::Default => Network::Default,
+            NetworkArg::None => Network::None,
+            NetworkArg::Host => Network::Host,
+        });
+    for (name, value) in build_args(&args.build_arg) {
+        request = request.build_arg(name, value);
+    }
+    if let Some(target) = &args.target {
+        request = request.target(target);
+    }
+    if let Some(spec) = &args.platform {
+        let platform =
+            Platform::parse(spec, &platform::host()).with_context(|| format!("invalid --platform {spec}"))?;
+        request = request.platform(platform);
+    }
+    for tag in &args.tags {
+        let name = ImageRef::parse(tag).with_context(|| format!("invalid tag {tag:?}"))?;
+        request = request.tag(name);
+    }
+    for label in &args.labels {
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        request = request.label(key, value);
+    }
+    for output in &args.outputs {
+        request = request.output(parse_output(output)?);
+    }
+    Ok(request.build())
+}
+
+/// `-o` as buildx reads it: `type=...,dest=...`, or a bare path for a local export.
+fn parse_output(spec: &str) -> Result<Output> {
+    if !spec.contains('=') {
+        return Ok(Output::Local(PathBuf::from(spec)));
+    }
+    let mut kind = None;
+    let mut dest = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", value)) => kind = Some(value.to_owned()),
+            Some(("dest", value)) => dest = Some(PathBuf::from(value)),
+            _ => anyhow::bail!("unsupported output option {field:?} in {spec:?}"),
+        }
+    }
+    let need_dest = |kind: &str| {
+        dest.clone()
+            .with_context(|| format!("output type {kind} needs dest=..."))
+    };
+    Ok(match kind.as_deref() {
+        Some("docker") => Output::DockerTar(need_dest("docker")?),
+        Some("oci") => Output::OciTar(need_dest("oci")?),
+        Some("local") => Output::Local(need_dest("local")?),
+        Some("image") => Output::Store,
+        other => anyhow::bail!("unsupported output type {:?}", other.unwrap_or_default()),
+    })
+}
+
+/// BuildKit's report of a failed step: its last output lines and the Dockerfile lines around it.
+#[allow(clippy::print_stderr)]
+fn print_failure(vertex: &str, file: &str, (start, end): (usize, usize), logs: &[String]) {
+    let mut text = String::from("------\n");
+    let _ = writeln!(text, " > {vertex}:");
+    for line in logs {
+        let _ = writeln!(text, "{line}");
+    }
+    text.push_str("------\n");
+    if let Ok(source) = std::fs::read_to_string(file) {
+        let lines: Vec<&str> = source.lines().collect();
+        let first = start.saturating_sub(2).max(1);
+        let last = (end + 2).min(lines.len());
+        let _ = writeln!(
+            text,
+            "{file}:{}",
+            if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            }
+        );
+        text.push_str("--------------------\n");
+        for number in first..=last {
+            let marker = if (start..=end).contains(&number) {
+                ">>>"
+            } else {
+                "   "
+            };
+            let _ = writeln!(text, "{number:>4} | {marker} {}", lines[number - 1]);
+        }
+        text.push_str("--------------------\n");
+    }
+    eprint!("{text}");
 }

@@ -13,6 +13,7 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod progress;
 mod prune;
 mod rmi;
 mod save;
@@ -86,7 +87,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => build::run(&args),
+        Command::Build(args) => build::run(&args, &cli.global),
         Command::Debug(cmd) => debug::run(&cmd),
         Command::Image(cmd) => image::run(&cmd, &cli.global),
         Command::Images(args) => images::run(&args, &cli.global),

@@ -14,15 +14,15 @@ use crate::store::{Db, StoreError};
 
 /// A layer: the compressed blob and what it unpacks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerDescriptor {
+pub(crate) struct Layer {
     /// The blob's digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// The digest of the uncompressed tar (the config's `diff_ids` entry).
-    pub diff_id: Digest,
+    pub(crate) diff_id: Digest,
     /// The blob's size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Its media type (`application/vnd.oci.image.layer.v1.tar+gzip`).
-    pub media_type: String,
+    pub(crate) media_type: String,
 }
 
 /// A step's cached result.
@@ -31,7 +31,7 @@ pub(crate) struct CacheRecord {
     /// The committed snapshot with the filesystem after the step.
     pub(crate) snapshot: String,
     /// The step's layer.
-    pub(crate) layer: LayerDescriptor,
+    pub(crate) layer: Layer,
 }
 
 /// Reads a record.
@@ -67,7 +67,7 @@ pub(crate) fn get(db: &Db, key: &CacheKey) -> Result<Option<CacheRecord>, StoreE
         };
         Ok(Some(CacheRecord {
             snapshot,
-            layer: LayerDescriptor {
+            layer: Layer {
                 digest,
                 diff_id,
                 size,
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(get(store.db(), &key).unwrap(), None);
         let record = CacheRecord {
             snapshot: "sha256:abc".into(),
-            layer: LayerDescriptor {
+            layer: Layer {
                 digest: layer.digest.clone(),
                 diff_id: Digest::of(b"tar"),
                 size: layer.size,

@@ -56,6 +56,12 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The build context could not be read.
+    #[error(transparent)]
+    Context(Box<dyn std::error::Error + Send + Sync>),
+    /// A layer could not be made.
+    #[error("computing the layer diff")]
+    Layer(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The image or cache store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

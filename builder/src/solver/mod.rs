@@ -1,7 +1,48 @@
-//! The solver: from a Dockerfile and a build context to an image.
+//! The solver: from a Dockerfile and a build context to an image, as `docker build` makes it.
+//!
+//! The model, in the order a build runs:
+//!
+//! 1. A [`BuildRequest`] says what to build (context, Dockerfile, build args, target, platform, tags,
+//!    labels, cache and network options, outputs). It is immutable; [`Builder::build`] runs it.
+//! 2. The Dockerfile is parsed and planned by the frontend into a stage graph; only the stages the
+//!    target needs run.
+//! 3. *Lowering* applies each instruction to its stage's state (one function per instruction, with
+//!    BuildKit's effects on the image config and its history wording) and yields the filesystem op it
+//!    needs, if any: a RUN, a COPY/ADD, or WORKDIR's directory.
+//! 4. Each op gets a [`CacheKey`]: a sha256 over a canonical, versioned encoding of its parent's key,
+//!    the op, and for COPY the checksum of exactly the context files it selects. A key recorded in the
+//!    cache reuses its committed snapshot and layer.
+//! 5. The *scheduler* runs independent stages concurrently and identical work once; the *engine*
+//!    runs each missed step on a snapshot (prepare, mount, run or copy, unmount, diff into a gzip
+//!    layer in the content store, commit, record).
+//! 6. *Export* writes the config and manifest, names the image in the store, and writes any other
+//!    outputs. Progress goes to a [`Reporter`] all along; the library never prints.
+//!
+//! ```no_run
+//! use kiln_builder::solver::{BuildRequest, Builder, Recorder};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let context = tempfile::tempdir()?;
+//! std::fs::write(context.path().join("hello.txt"), "hello\n")?;
+//! let request = BuildRequest::builder(context.path())
+//!     .dockerfile_text("Dockerfile", "FROM scratch\nCOPY hello.txt /\nCMD [\"/hello\"]\n")
+//!     .tag("hello:1".parse()?)
+//!     .build();
+//! let root = tempfile::tempdir()?;
+//! let builder = Builder::open(root.path())?;
+//! let progress = Recorder::new();
+//! let outcome = builder.build(&request, &progress)?;
+//! assert_eq!(outcome.config.config.cmd, ["/hello"]);
+//! assert_eq!(builder.store().resolve("hello:1")?.id, outcome.image_id);
+//! # Ok(())
+//! # }
+//! ```
 
 mod cache;
 mod cachekey;
+mod engine;
+mod error;
+mod export;
 mod gofmt;
 pub mod image;
 mod lower;
@@ -9,13 +50,199 @@ mod op;
 mod path;
 pub mod progress;
 mod request;
+mod scheduler;
 mod state;
 
-pub use cache::LayerDescriptor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_frontend::graph::{BuildGraph, Planner};
+use kiln_snapshotter::{Backend, Snapshotter};
+
 pub use cachekey::CacheKey;
+pub use error::BuildError;
+pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
-mod error;
-mod scheduler;
 
-pub use error::BuildError;
+use crate::content::Digest;
+use crate::context::IgnoreSource;
+use crate::dockerfile::{self, DockerfileText, Located};
+use crate::reference::ImageRef;
+use crate::store::ImageStore;
+use progress::Progress;
+use request::DockerfileInput;
+
+/// The snapshotter's directory under the kiln root.
+const SNAPSHOTS_DIR: &str = "snapshots-v1";
+
+/// What a successful build made.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The image ID: the digest of its config, as `docker images` shows it.
+    pub image_id: Digest,
+    /// The digest of its manifest.
+    pub manifest_digest: Digest,
+    /// The names it was given (`-t`).
+    pub names: Vec<ImageRef>,
+    /// Its config.
+    pub config: ImageConfig,
+}
+
+/// Builds images in one kiln root: its image store, snapshots and build cache.
+pub struct Builder {
+    root: PathBuf,
+    store: Arc<ImageStore>,
+    snapshotter: Arc<dyn Snapshotter>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Opens (creating if needed) the kiln root `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Builder, BuildError> {
+        let root = root.as_ref().to_owned();
+        let store = Arc::new(ImageStore::open(&root)?);
+        let snapshotter: Arc<dyn Snapshotter> =
+            kiln_snapshotter::open(root.join(SNAPSHOTS_DIR), Backend::Auto)?.into();
+        Ok(Builder {
+            root,
+            store,
+            snapshotter,
+        })
+    }
+
+    /// The image store the builder writes to.
+    pub fn store(&self) -> &ImageStore {
+        &self.store
+    }
+
+    /// Runs `request`, reporting progress to `reporter`.
+    pub fn build(&self, request: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildOutcome, BuildError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| BuildError::Io {
+                path: PathBuf::from("the async runtime"),
+                source,
+            })?;
+        let (progress, mut events) = Progress::channel();
+        let work = async {
+            let result = self.solve(request, progress).await;
+            result
+        };
+        let drain = async {
+            while let Some(event) = events.recv().await {
+                reporter.report(&event);
+            }
+        };
+        let result = runtime.block_on(async {
+            let interrupt = async {
+                if request.cancel_on_ctrl_c() {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await;
+            };
+            let guarded = async {
+                tokio::select! {
+                    result = work => result,
+                    () = interrupt => Err(BuildError::Interrupted),
+                }
+            };
+            let (result, ()) = tokio::join!(guarded, drain);
+            result
+        });
+        // Dropping the runtime waits for blocking work still running (steps being killed), so their
+        // guards have unmounted and removed their snapshots before this returns.
+        drop(runtime);
+        result
+    }
+
+    async fn solve(&self, request: &BuildRequest, progress: Progress) -> Result<BuildOutcome, BuildError> {
+        let text = self.dockerfile(request, &progress)?;
+        let graph = plan(request, &text)?;
+        let ignore = IgnoreSource::for_dockerfile(text.path.as_deref());
+        let engine = engine::LocalEngine::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.snapshotter),
+            &self.root,
+            request.context(),
+            ignore,
+            request.pull(),
+        )?;
+        let settings = scheduler::Settings {
+            file: &text.name,
+            no_cache: request.no_cache(),
+            network: request.network(),
+        };
+        let target = scheduler::Scheduler::new(&engine, &graph, settings, progress.clone())
+            .run()
+            .await?;
+        let vertex = progress.start("exporting to image");
+        let outcome =
+            export::export(&engine, &target, request).inspect_err(|e| vertex.failed(&e.to_string()))?;
+        vertex.log(
+            LogStream::Status,
+            format!("writing image {} done", outcome.image_id),
+        );
+        for name in &outcome.names {
+            vertex.log(LogStream::Status, format!("naming to {name} done"));
+        }
+        vertex.done();
+        Ok(outcome)
+    }
+
+    /// Reads the Dockerfile, as the `[internal] load build definition` vertex.
+    fn dockerfile(&self, request: &BuildRequest, progress: &Progress) -> Result<DockerfileText, BuildError> {
+        let text = match request.dockerfile() {
+            DockerfileInput::Text(text) => text.clone(),
+            DockerfileInput::Source(source) => dockerfile::read(source, request.context())?,
+        };
+        let vertex = progress.start(format!(
+            "[internal] load build definition from {}",
+            short_name(&text.name)
+        ));
+        vertex.log(
+            LogStream::Status,
+            format!("transferring dockerfile: {}B done", text.bytes.len()),
+        );
+        vertex.done();
+        Ok(text)
+    }
+}
+
+/// The Dockerfile's file name, as BuildKit names the definition it loads.
+fn short_name(name: &str) -> &str {
+    Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(name)
+}
+
+/// Parses and plans the build the request describes.
+fn plan(request: &BuildRequest, text: &DockerfileText) -> Result<BuildGraph, BuildError> {
+    let tree = text.parse()?;
+    let host = crate::platform::host();
+    let mut planner = Planner::new(&tree, host).build_args(request.build_args().clone());
+    if let Some(target) = request.target() {
+        planner = planner.target(target);
+    }
+    if let Some(platform) = request.platform() {
+        planner = planner.platform(platform.clone());
+    }
+    planner.plan().map_err(|error| {
+        BuildError::Plan(Located {
+            file: text.name.clone(),
+            line: error.line(),
+            error,
+        })
+    })
+}

@@ -26,6 +26,8 @@ pub enum LogStream {
     Stdout,
     /// Standard error.
     Stderr,
+    /// A status line of the build itself (`writing image sha256:...`), not process output.
+    Status,
 }
 
 /// Something that happened in a build.

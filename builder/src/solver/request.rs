@@ -66,6 +66,7 @@ pub struct BuildRequest {
     pull: bool,
     network: Network,
     outputs: Vec<Output>,
+    cancel_on_ctrl_c: bool,
 }
 
 /// Builds a [`BuildRequest`]; every setting has `docker build`'s default.
@@ -92,6 +93,7 @@ impl BuildRequest {
                 pull: false,
                 network: Network::Default,
                 outputs: Vec::new(),
+                cancel_on_ctrl_c: false,
             },
         }
     }
@@ -144,6 +146,11 @@ impl BuildRequest {
     /// Where the image goes; the store alone when none was given.
     pub fn outputs(&self) -> &[Output] {
         &self.outputs
+    }
+
+    /// Whether Ctrl-C (SIGINT) stops the build.
+    pub fn cancel_on_ctrl_c(&self) -> bool {
+        self.cancel_on_ctrl_c
     }
 
     pub(crate) fn dockerfile(&self) -> &DockerfileInput {
@@ -219,6 +226,15 @@ impl BuildRequestBuilder {
     /// Adds an output (may be given several times).
     pub fn output(mut self, output: Output) -> Self {
         self.request.outputs.push(output);
+        self
+    }
+
+    /// Stops the build cleanly on Ctrl-C (SIGINT): running steps are killed, their snapshots removed,
+    /// nothing is stored, and the build returns [`BuildError::Interrupted`](super::BuildError).
+    /// Meant for command-line tools: once asked for, tokio keeps handling SIGINT in this process
+    /// (it no longer terminates it by default).
+    pub fn cancel_on_ctrl_c(mut self, yes: bool) -> Self {
+        self.request.cancel_on_ctrl_c = yes;
         self
     }
 

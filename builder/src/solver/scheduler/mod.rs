@@ -21,7 +21,7 @@ use kiln_frontend::shell::Lexer;
 use kiln_frontend::syntax;
 use tokio::sync::{OnceCell, watch};
 
-use super::cache::{CacheRecord, LayerDescriptor};
+use super::cache::{CacheRecord, Layer};
 use super::cachekey::{self, CacheKey, CopyInputKey};
 use super::error::BuildError;
 use super::image::ImageConfig;
@@ -37,7 +37,7 @@ use crate::content::Digest;
 pub(crate) struct Chain {
     pub(crate) key: CacheKey,
     pub(crate) snapshot: Option<String>,
-    pub(crate) layers: Vec<LayerDescriptor>,
+    pub(crate) layers: Vec<Layer>,
 }
 
 /// A base image after resolution: what FROM shows and starts from.

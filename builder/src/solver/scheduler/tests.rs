@@ -41,7 +41,7 @@ impl Engine for Fake {
     }
 
     async fn unpack(&self, image: &ResolvedImage, key: &CacheKey) -> Result<(Chain, bool), BuildError> {
-        let layer = LayerDescriptor {
+        let layer = Layer {
             digest: image.manifest.clone(),
             diff_id: image.manifest.clone(),
             size: 1,
@@ -84,7 +84,7 @@ impl Engine for Fake {
         self.log.borrow_mut().push(format!("end {what}"));
         let record = CacheRecord {
             snapshot: job.key.to_string(),
-            layer: LayerDescriptor {
+            layer: Layer {
                 digest: job.key.digest().clone(),
                 diff_id: job.key.digest().clone(),
                 size: 1,

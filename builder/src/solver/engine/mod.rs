@@ -1,0 +1,293 @@
+//! The engine the scheduler drives on a real root: base images from the image store (pulled when
+//! missing), layers unpacked into committed snapshots, steps run on snapshots and recorded in the
+//! cache.
+//!
+//! Snapshot names: an image layer is unpacked once into the committed snapshot
+//! `layer-<chain id hex>` (the chain id names the layer *and* everything below it, as in containerd),
+//! so every build and every image sharing a base shares its snapshots. A step's result is committed
+//! as `step-<cache key hex>`. Work in progress lives in active snapshots named `build-<random>`,
+//! removed by a guard when the step fails or the build is interrupted.
+
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use kiln_frontend::graph::Platform;
+use kiln_snapshotter::{ErrorKind as SnapshotErrorKind, Snapshotter};
+use oci_spec::image::ImageManifest;
+use tokio::sync::OnceCell;
+
+use super::cache::{self, CacheRecord, Layer};
+use super::cachekey::CacheKey;
+use super::error::BuildError;
+use super::image::ImageConfig;
+use super::op::CopyOp;
+use super::scheduler::{Chain, Engine, Job, ResolvedImage};
+use crate::content::{Digest, Digester};
+use crate::context::{Context, IgnoreSource, StatCache};
+use crate::reference::ImageRef;
+use crate::store::{ImageStore, Lease};
+
+pub(crate) use step::{ActiveSnapshot, random_suffix};
+
+/// How long a build's lease keeps new blobs if the process dies mid-build.
+const BUILD_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// One build's engine.
+pub(crate) struct LocalEngine {
+    pub(crate) store: Arc<ImageStore>,
+    pub(crate) snapshotter: Arc<dyn Snapshotter>,
+    pub(crate) root: PathBuf,
+    /// The context directory and its ignore file choice; walked on first use.
+    context_dir: PathBuf,
+    ignore: IgnoreSource,
+    context: OnceCell<Arc<Context>>,
+    stat_cache: OnceLock<Option<Arc<StatCache>>>,
+    pull: bool,
+    /// Holds every blob the build writes until the image is named (see `store`'s GC protocol).
+    pub(crate) lease: Arc<Lease>,
+}
+
+impl LocalEngine {
+    pub(crate) fn new(
+        store: Arc<ImageStore>,
+        snapshotter: Arc<dyn Snapshotter>,
+        root: &Path,
+        context_dir: &Path,
+        ignore: IgnoreSource,
+        pull: bool,
+    ) -> Result<LocalEngine, BuildError> {
+        let lease = Arc::new(store.lease(BUILD_LEASE)?);
+        Ok(LocalEngine {
+            store,
+            snapshotter,
+            root: root.to_owned(),
+            context_dir: context_dir.to_owned(),
+            ignore,
+            context: OnceCell::new(),
+            stat_cache: OnceLock::new(),
+            pull,
+            lease,
+        })
+    }
+
+    /// The build context, walked once per build (on a blocking thread: it reads the whole tree).
+    async fn context(&self) -> Result<Arc<Context>, BuildError> {
+        self.context
+            .get_or_try_init(|| async {
+                let stat_cache = self
+                    .stat_cache
+                    .get_or_init(|| StatCache::open(&self.root).ok().map(Arc::new))
+                    .clone();
+                let dir = self.context_dir.clone();
+                let ignore = self.ignore.clone();
+                let context = blocking(move || {
+                    let mut builder = Context::builder(&dir).ignore(ignore);
+                    if let Some(cache) = stat_cache {
+                        builder = builder.stat_cache(cache);
+                    }
+                    builder.open().map_err(|e| BuildError::Context(Box::new(e)))
+                })
+                .await?;
+                Ok(Arc::new(context))
+            })
+            .await
+            .map(Arc::clone)
+    }
+
+    /// A pull from the image's registry into the store.
+    async fn pull_image(
+        &self,
+        reference: &ImageRef,
+        platform: &Platform,
+    ) -> Result<crate::store::Image, BuildError> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::BaseImage {
+            reference: reference.familiar_string(),
+            source,
+        };
+        let client = crate::registry::Client::builder()
+            .build()
+            .map_err(|e| fail(Box::new(e)))?;
+        crate::distribution::pull_image(
+            &self.store,
+            &client,
+            reference,
+            platform,
+            &crate::registry::NoProgress,
+        )
+        .await
+        .map_err(|e| fail(Box::new(e)))
+    }
+}
+
+impl Engine for LocalEngine {
+    async fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::BaseImage {
+            reference: reference.to_owned(),
+            source,
+        };
+        let parsed = ImageRef::parse(reference).map_err(|e| fail(Box::new(e)))?;
+        let local = if self.pull {
+            None
+        } else {
+            match self.store.resolve(&parsed.to_string()) {
+                Ok(image) => Some(image),
+                Err(crate::store::StoreError::ImageNotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let image = match local {
+            Some(image) => image,
+            None => self.pull_image(&parsed, platform).await?,
+        };
+        let bytes = self
+            .store
+            .content()
+            .read(&image.id)
+            .map_err(|e| fail(Box::new(e)))?;
+        let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| fail(Box::new(e)))?;
+        let target = image.target.digest().to_string();
+        let name = match parsed.digest() {
+            Some(_) => parsed.to_string(),
+            None => format!("{parsed}@{target}"),
+        };
+        Ok(ResolvedImage {
+            name,
+            manifest: image.manifest,
+            config,
+        })
+    }
+
+    async fn unpack(&self, image: &ResolvedImage, key: &CacheKey) -> Result<(Chain, bool), BuildError> {
+        let bytes = self
+            .store
+            .content()
+            .read(&image.manifest)
+            .map_err(|e| BuildError::BaseImage {
+                reference: image.name.clone(),
+                source: Box::new(e),
+            })?;
+        let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| BuildError::BaseImage {
+            reference: image.name.clone(),
+            source: Box::new(e),
+        })?;
+        let mut layers = Vec::new();
+        for (descriptor, diff_id) in manifest.layers().iter().zip(&image.config.rootfs.diff_ids) {
+            let parse = |s: &str| {
+                Digest::parse(s).map_err(|e| BuildError::BaseImage {
+                    reference: image.name.clone(),
+                    source: Box::new(e),
+                })
+            };
+            layers.push(Layer {
+                digest: parse(descriptor.digest().as_ref())?,
+                diff_id: parse(diff_id)?,
+                size: descriptor.size(),
+                media_type: descriptor.media_type().to_string(),
+            });
+        }
+        let snapshotter = Arc::clone(&self.snapshotter);
+        let store = Arc::clone(&self.store);
+        let name = image.name.clone();
+        let unpack_layers = layers.clone();
+        let (top, worked) =
+            blocking(move || step::unpack_layers(&*snapshotter, &store, &unpack_layers, &name)).await?;
+        Ok((
+            Chain {
+                key: key.clone(),
+                snapshot: top,
+                layers,
+            },
+            worked,
+        ))
+    }
+
+    async fn context_checksum(&self, sources: &[String], excludes: &[String]) -> Result<Digest, BuildError> {
+        let context = self.context().await?;
+        let mut spec = crate::fsop::CopySpec::new(sources.iter().cloned(), "/");
+        spec.excludes = excludes.to_vec();
+        spec.allow_empty_wildcard = true;
+        blocking(move || checksum(&context, &spec)).await
+    }
+
+    async fn lookup(&self, key: &CacheKey) -> Result<Option<CacheRecord>, BuildError> {
+        let Some(record) = cache::get(self.store.db(), key)? else {
+            return Ok(None);
+        };
+        let snapshot_ok = match self.snapshotter.stat(&record.snapshot) {
+            Ok(info) => info.kind == kiln_snapshotter::Kind::Committed,
+            Err(e) if e.kind() == SnapshotErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        let blob_ok = self
+            .store
+            .content()
+            .exists(&record.layer.digest)
+            .map_err(|e| BuildError::Store(e.into()))?;
+        if !(snapshot_ok && blob_ok) {
+            return Ok(None);
+        }
+        // Held by this build's lease from now on, so a concurrent GC cannot take it before the
+        // image names it (the cache record alone would also keep it, unless pruned meanwhile).
+        self.lease.add(&record.layer.digest)?;
+        cache::touch(self.store.db(), key)?;
+        Ok(Some(record))
+    }
+
+    async fn execute(&self, job: Job<'_>) -> Result<CacheRecord, BuildError> {
+        let context = match job.op {
+            super::op::Op::Copy(CopyOp {
+                source: super::op::CopySource::Context,
+                ..
+            }) => Some(self.context().await?),
+            _ => None,
+        };
+        let cancel = crate::exec::CancelToken::new();
+        // Dropping this future (the build failed elsewhere, or was interrupted) kills the step.
+        let _cancel_on_drop = cancel.cancel_on_drop();
+        let work = step::Work {
+            store: Arc::clone(&self.store),
+            snapshotter: Arc::clone(&self.snapshotter),
+            root: self.root.clone(),
+            lease: Arc::clone(&self.lease),
+            context,
+            parent: job.parent.snapshot.clone(),
+            inputs: job
+                .inputs
+                .iter()
+                .map(|(i, c)| (i.clone(), c.snapshot.clone()))
+                .collect(),
+            op: job.op.clone(),
+            key: job.key.clone(),
+            vertex: job.vertex.clone(),
+            cancel,
+        };
+        blocking(move || work.run()).await
+    }
+}
+
+/// The checksum of what a COPY from the context selects: its selections' checksums, combined.
+pub(crate) fn checksum(context: &Context, spec: &crate::fsop::CopySpec) -> Result<Digest, BuildError> {
+    let copy =
+        crate::fsop::ContextCopy::select(context, spec).map_err(|e| BuildError::Context(Box::new(e)))?;
+    let sums = copy.checksums().map_err(|e| BuildError::Context(Box::new(e)))?;
+    let mut digester = Digester::new();
+    for sum in sums {
+        digester.update(sum.as_str().as_bytes());
+        digester.update(b"\n");
+    }
+    Ok(digester.finish())
+}
+
+/// Runs blocking work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
+) -> Result<T, BuildError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(BuildError::Interrupted),
+    }
+}
