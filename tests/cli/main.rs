@@ -1,7 +1,10 @@
 //! End-to-end tests of the `kiln` binary, one module per area.
 
 mod archive;
+mod build_cache;
 mod build_call;
+mod build_image;
+mod build_stages;
 mod debug_ast;
 mod debug_context;
 mod images;

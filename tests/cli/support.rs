@@ -118,3 +118,97 @@ pub(crate) fn busybox_rootfs() -> PathBuf {
         })
         .clone()
 }
+
+/// A build context in a temp dir, from `(path, content)` pairs (parents created).
+pub(crate) fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+/// What one `kiln build` printed.
+pub(crate) struct Built {
+    /// Whether it succeeded.
+    pub(crate) success: bool,
+    /// Its stdout.
+    pub(crate) stdout: String,
+    /// Its stderr (the progress).
+    pub(crate) stderr: String,
+}
+
+impl Built {
+    /// How many vertices were cache hits.
+    pub(crate) fn cached(&self) -> usize {
+        self.stderr.lines().filter(|l| l.ends_with(" CACHED")).count()
+    }
+
+    /// The names of the vertices that ran (not cached), in order.
+    pub(crate) fn ran(&self) -> Vec<String> {
+        let mut names = std::collections::HashMap::new();
+        let mut ran = Vec::new();
+        for line in self.stderr.lines() {
+            let Some(rest) = line.strip_prefix('#') else {
+                continue;
+            };
+            let Some((id, text)) = rest.split_once(' ') else {
+                continue;
+            };
+            if (text.starts_with('[') && !text.starts_with("[internal]")) || text == "exporting to image" {
+                names.insert(id.to_owned(), text.to_owned());
+            } else if text.starts_with("DONE") {
+                if let Some(name) = names.get(id) {
+                    ran.push(name.clone());
+                }
+            }
+        }
+        ran
+    }
+}
+
+impl Root {
+    /// `kiln build --progress=plain ARGS... CONTEXT`.
+    pub(crate) fn build(&self, context: &std::path::Path, args: &[&str]) -> Built {
+        let out = self
+            .kiln()
+            .arg("build")
+            .arg("--progress=plain")
+            .args(args)
+            .arg(context)
+            .output()
+            .unwrap();
+        Built {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Like [`Root::build`], asserting success.
+    pub(crate) fn build_ok(&self, context: &std::path::Path, args: &[&str]) -> Built {
+        let built = self.build(context, args);
+        assert!(built.success, "kiln build failed:\n{}", built.stderr);
+        built
+    }
+
+    /// The image config of `image`, as JSON.
+    pub(crate) fn config(&self, image: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", image]);
+        let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+        inspect[0].clone()
+    }
+
+    /// Mounts still referring to this root (a finished build leaves none).
+    pub(crate) fn leftover_mounts(&self) -> Vec<String> {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(str::to_owned)
+            .collect()
+    }
+}

@@ -1,0 +1,106 @@
+//! `kiln build` and its cache: what hits, what misses, and `--no-cache`.
+
+use crate::support::{Root, context};
+
+const DOCKERFILE: &str = "FROM busybox\nCOPY src/ /src/\nRUN cat /src/* > /all\nCOPY other.txt /\n";
+
+fn setup() -> (Root, tempfile::TempDir) {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let ctx = context(&[
+        ("Dockerfile", DOCKERFILE),
+        ("src/a.txt", "a\n"),
+        ("src/b.txt", "b\n"),
+        ("other.txt", "other\n"),
+        ("unused.txt", "unused\n"),
+    ]);
+    (root, ctx)
+}
+
+#[test]
+fn a_rebuild_hits_every_step() {
+    let (root, ctx) = setup();
+    let first = root.build_ok(ctx.path(), &["-t", "c:1"]);
+    assert_eq!(first.cached(), 0, "{}", first.stderr);
+    let second = root.build_ok(ctx.path(), &["-t", "c:2"]);
+    // FROM and the three steps.
+    assert_eq!(second.cached(), 4, "{}", second.stderr);
+    let layers = |name: &str| root.config(name)["RootFS"]["Layers"].clone();
+    assert_eq!(layers("c:1"), layers("c:2"));
+}
+
+#[test]
+fn touching_files_hits_and_changing_an_unselected_file_hits() {
+    let (root, ctx) = setup();
+    root.build_ok(ctx.path(), &[]);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    for file in ["src/a.txt", "src/b.txt", "other.txt"] {
+        std::fs::File::options()
+            .write(true)
+            .open(ctx.path().join(file))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    }
+    std::fs::write(ctx.path().join("unused.txt"), "changed\n").unwrap();
+    let again = root.build_ok(ctx.path(), &[]);
+    assert_eq!(again.cached(), 4, "{}", again.stderr);
+}
+
+#[test]
+fn a_content_change_misses_from_that_step_on() {
+    let (root, ctx) = setup();
+    root.build_ok(ctx.path(), &[]);
+    std::fs::write(ctx.path().join("other.txt"), "new\n").unwrap();
+    let again = root.build_ok(ctx.path(), &[]);
+    assert_eq!(
+        again.ran(),
+        ["[4/4] COPY other.txt /", "exporting to image"],
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn renaming_a_selected_file_misses() {
+    let (root, ctx) = setup();
+    root.build_ok(ctx.path(), &[]);
+    std::fs::rename(ctx.path().join("src/b.txt"), ctx.path().join("src/c.txt")).unwrap();
+    let again = root.build_ok(ctx.path(), &[]);
+    assert_eq!(again.cached(), 1, "only FROM hits: {}", again.stderr);
+}
+
+#[test]
+fn no_cache_runs_everything() {
+    let (root, ctx) = setup();
+    root.build_ok(ctx.path(), &[]);
+    let again = root.build_ok(ctx.path(), &["--no-cache"]);
+    assert_eq!(
+        again.ran().len(),
+        4,
+        "three steps and the export: {}",
+        again.stderr
+    );
+}
+
+#[test]
+fn build_args_in_scope_key_the_run() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nARG MODE=a\nRUN echo $MODE\n")]);
+    root.build_ok(ctx.path(), &[]);
+    assert_eq!(root.build_ok(ctx.path(), &["--build-arg", "MODE=a"]).cached(), 2);
+    let other = root.build_ok(ctx.path(), &["--build-arg", "MODE=b"]);
+    assert!(other.stderr.contains(" b\n"), "{}", other.stderr);
+    // A proxy variable reaches RUN but not the key.
+    let proxied = root.build_ok(
+        ctx.path(),
+        &[
+            "--build-arg",
+            "MODE=b",
+            "--build-arg",
+            "HTTP_PROXY=http://proxy:3128",
+        ],
+    );
+    assert_eq!(proxied.cached(), 2, "{}", proxied.stderr);
+}
