@@ -254,15 +254,9 @@ fn build(args: &Args, global: &Global) -> Result<()> {
     let printer = Printer::new(mode);
     let outcome = match builder.build(&request, &printer) {
         Ok(outcome) => outcome,
-        Err(BuildError::StepFailed {
-            vertex,
-            file,
-            lines,
-            logs,
-            message,
-        }) => {
-            print_failure(&vertex, &file, lines, &logs);
-            anyhow::bail!("failed to solve: {message}");
+        Err(BuildError::StepFailed(failure)) => {
+            print_failure(&failure.vertex, &failure.file, failure.lines, &failure.logs);
+            anyhow::bail!("failed to solve: {}", failure.message);
         }
         Err(error) => return Err(anyhow::Error::new(error).context("failed to solve")),
     };

@@ -17,10 +17,10 @@ pub enum BuildError {
     Dockerfile(#[from] ReadError),
     /// The Dockerfile does not parse.
     #[error(transparent)]
-    Syntax(#[from] Located<syntax::Error>),
+    Syntax(Box<Located<syntax::Error>>),
     /// The build cannot be planned (unknown target, bad `--platform`, a cycle...).
     #[error(transparent)]
-    Plan(#[from] Located<graph::Error>),
+    Plan(Box<Located<graph::Error>>),
     /// An instruction BuildKit would reject while dispatching it.
     #[error("{file}:{line}: {source}")]
     Instruction {
@@ -32,21 +32,10 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A step ran and failed; `message` is BuildKit's (`process "/bin/sh -c exit 3" did not complete
-    /// successfully: exit code: 3`).
-    #[error("{message}")]
-    StepFailed {
-        /// The vertex name (`[build 2/4] RUN make`).
-        vertex: String,
-        /// The Dockerfile's display name.
-        file: String,
-        /// The instruction's lines (first, last).
-        lines: (usize, usize),
-        /// The last lines the step printed, oldest first.
-        logs: Vec<String>,
-        /// What went wrong.
-        message: String,
-    },
+    /// A step ran and failed; the message is BuildKit's (`process "/bin/sh -c exit 3" did not
+    /// complete successfully: exit code: 3`).
+    #[error("{}", .0.message)]
+    StepFailed(Box<StepFailure>),
     /// A base image could not be found or loaded.
     #[error("{reference}: {source}")]
     BaseImage {
@@ -96,7 +85,45 @@ pub enum BuildError {
     },
 }
 
+/// A step that ran and failed, with what a user needs to see why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    /// The vertex name (`[build 2/4] RUN make`).
+    pub vertex: String,
+    /// The Dockerfile's display name.
+    pub file: String,
+    /// The instruction's lines (first, last).
+    pub lines: (usize, usize),
+    /// The last lines the step printed, oldest first.
+    pub logs: Vec<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl From<Located<syntax::Error>> for BuildError {
+    fn from(error: Located<syntax::Error>) -> BuildError {
+        BuildError::Syntax(Box::new(error))
+    }
+}
+
+impl From<Located<graph::Error>> for BuildError {
+    fn from(error: Located<graph::Error>) -> BuildError {
+        BuildError::Plan(Box::new(error))
+    }
+}
+
 impl BuildError {
+    /// A step failure whose vertex and lines the scheduler fills in.
+    pub(crate) fn step(message: String, logs: Vec<String>) -> BuildError {
+        BuildError::StepFailed(Box::new(StepFailure {
+            vertex: String::new(),
+            file: String::new(),
+            lines: (0, 0),
+            logs,
+            message,
+        }))
+    }
+
     /// An instruction error located at `line` of `file`.
     pub(crate) fn instruction(file: &str, line: usize, source: LowerError) -> BuildError {
         BuildError::Instruction {

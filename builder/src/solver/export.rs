@@ -45,8 +45,8 @@ pub(crate) fn final_config(result: &StageResult, request: &BuildRequest, now: &s
     }
     config.created = Some(now.to_owned());
     if let Some(platform) = request.platform() {
-        config.os = platform.os().to_owned();
-        config.architecture = platform.architecture().to_owned();
+        platform.os().clone_into(&mut config.os);
+        platform.architecture().clone_into(&mut config.architecture);
         config.variant = platform.variant().map(str::to_owned);
     }
     config
@@ -183,7 +183,7 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     let fraction = if nanos == 0 {
         String::new()
     } else {
-        format!(".{:09}", nanos).trim_end_matches('0').to_owned()
+        format!(".{nanos:09}").trim_end_matches('0').to_owned()
     };
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",

@@ -4,6 +4,8 @@
 //! (`["a" "b"]`), and `%+v` of the healthcheck struct, whose durations print as Go's
 //! `time.Duration.String` does (`1m30s`, `500ms`, `0s`).
 
+use std::fmt::Write as _;
+
 use kiln_frontend::syntax::go_quote;
 
 /// `fmt.Sprintf("%v", slice)`: the elements space-separated in brackets.
@@ -19,12 +21,12 @@ pub(crate) fn slice_q(items: &[String]) -> String {
 
 /// Go's `time.Duration.String` for a count of nanoseconds.
 pub(crate) fn duration(nanos: i64) -> String {
+    const SECOND: u64 = 1_000_000_000;
     if nanos == 0 {
         return "0s".to_owned();
     }
     let sign = if nanos < 0 { "-" } else { "" };
     let u = nanos.unsigned_abs();
-    const SECOND: u64 = 1_000_000_000;
     if u < SECOND {
         let (scale, unit) = match u {
             0..1_000 => (1, "ns"),
@@ -37,10 +39,10 @@ pub(crate) fn duration(nanos: i64) -> String {
     let mut out = String::from(sign);
     let hours = total_secs / 3600;
     if hours > 0 {
-        out.push_str(&format!("{hours}h"));
+        let _ = write!(out, "{hours}h");
     }
     if total_secs >= 60 {
-        out.push_str(&format!("{}m", (total_secs / 60) % 60));
+        let _ = write!(out, "{}m", (total_secs / 60) % 60);
     }
     out.push_str(&fraction(u % (60 * SECOND), SECOND));
     out.push('s');

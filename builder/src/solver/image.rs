@@ -5,6 +5,9 @@
 //! expected); fields kiln does not model (the legacy `container_config`, `Hostname`...) are dropped,
 //! as BuildKit drops them. Writing omits empty fields and orders the top-level keys alphabetically,
 //! the order BuildKit's exporter leaves them in.
+// Ports and volumes are maps to `{}` rather than sets: that is their JSON shape (and serde's derives
+// repeat the field types, so the allowance has to cover the module).
+#![allow(clippy::zero_sized_map_values)]
 
 use std::collections::BTreeMap;
 
@@ -261,6 +264,7 @@ impl ImageConfig {
     }
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes fields by reference
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }

@@ -60,7 +60,7 @@ use kiln_frontend::graph::{BuildGraph, Planner};
 use kiln_snapshotter::{Backend, Snapshotter};
 
 pub use cachekey::CacheKey;
-pub use error::BuildError;
+pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
@@ -133,10 +133,7 @@ impl Builder {
                 source,
             })?;
         let (progress, mut events) = Progress::channel();
-        let work = async {
-            let result = self.solve(request, progress).await;
-            result
-        };
+        let work = self.solve(request, progress);
         let drain = async {
             while let Some(event) = events.recv().await {
                 reporter.report(&event);
@@ -144,10 +141,8 @@ impl Builder {
         };
         let result = runtime.block_on(async {
             let interrupt = async {
-                if request.cancel_on_ctrl_c() {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        return;
-                    }
+                if request.cancel_on_ctrl_c() && tokio::signal::ctrl_c().await.is_ok() {
+                    return;
                 }
                 std::future::pending::<()>().await;
             };
@@ -167,7 +162,7 @@ impl Builder {
     }
 
     async fn solve(&self, request: &BuildRequest, progress: Progress) -> Result<BuildOutcome, BuildError> {
-        let text = self.dockerfile(request, &progress)?;
+        let text = Builder::dockerfile(request, &progress)?;
         let graph = plan(request, &text)?;
         let ignore = IgnoreSource::for_dockerfile(text.path.as_deref());
         let engine = engine::LocalEngine::new(
@@ -201,7 +196,7 @@ impl Builder {
     }
 
     /// Reads the Dockerfile, as the `[internal] load build definition` vertex.
-    fn dockerfile(&self, request: &BuildRequest, progress: &Progress) -> Result<DockerfileText, BuildError> {
+    fn dockerfile(request: &BuildRequest, progress: &Progress) -> Result<DockerfileText, BuildError> {
         let text = match request.dockerfile() {
             DockerfileInput::Text(text) => text.clone(),
             DockerfileInput::Source(source) => dockerfile::read(source, request.context())?,
@@ -239,7 +234,7 @@ fn plan(request: &BuildRequest, text: &DockerfileText) -> Result<BuildGraph, Bui
         planner = planner.platform(platform.clone());
     }
     planner.plan().map_err(|error| {
-        BuildError::Plan(Located {
+        BuildError::from(Located {
             file: text.name.clone(),
             line: error.line(),
             error,

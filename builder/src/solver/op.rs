@@ -71,6 +71,8 @@ pub(crate) enum CopySource {
 }
 
 /// `COPY` or `ADD`.
+// The flags are the instruction's own, independent of each other.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CopyOp {
     /// `ADD` (archives extracted, URLs fetched) rather than `COPY`.

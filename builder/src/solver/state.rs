@@ -6,8 +6,6 @@
 //! expand against the stage environment and `RUN` processes see it, but ARG values never reach the
 //! image config. The working directory and user live in the config alone (`WorkingDir`, `User`).
 
-use std::collections::BTreeMap;
-
 use kiln_frontend::graph::Platform;
 
 use super::image::{DEFAULT_PATH, HISTORY_COMMENT, History, ImageConfig};
@@ -118,10 +116,5 @@ impl StageState {
             comment: Some(HISTORY_COMMENT.to_owned()),
             empty_layer: !layer,
         });
-    }
-
-    /// The environment as a map, for callers that want lookups by name.
-    pub(crate) fn env_map(&self) -> BTreeMap<String, String> {
-        self.env.iter().cloned().collect()
     }
 }

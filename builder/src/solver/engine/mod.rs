@@ -30,7 +30,7 @@ use crate::context::{Context, IgnoreSource, StatCache};
 use crate::reference::ImageRef;
 use crate::store::{ImageStore, Lease};
 
-pub(crate) use step::{ActiveSnapshot, random_suffix};
+pub(crate) use step::ActiveSnapshot;
 
 /// How long a build's lease keeps new blobs if the process dies mid-build.
 const BUILD_LEASE: Duration = Duration::from_secs(24 * 3600);

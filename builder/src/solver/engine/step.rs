@@ -436,13 +436,7 @@ fn chown_owner(rootfs: &Path, chown: &str) -> Result<Owner, BuildError> {
 }
 
 fn step_error(message: String, logs: Vec<String>) -> BuildError {
-    BuildError::StepFailed {
-        vertex: String::new(),
-        file: String::new(),
-        lines: (0, 0),
-        logs,
-        message,
-    }
+    BuildError::step(message, logs)
 }
 
 fn io_error(what: &str, source: std::io::Error) -> BuildError {

@@ -1,6 +1,8 @@
 //! The instructions that only change the image config: LABEL, MAINTAINER, VOLUME, USER, STOPSIGNAL,
 //! SHELL, CMD, ENTRYPOINT, HEALTHCHECK and ONBUILD.
 
+use std::fmt::Write as _;
+
 use kiln_frontend::instruction::{CommandLine, Healthcheck, KeyValue, Onbuild};
 
 use super::env::expand_pairs;
@@ -14,7 +16,7 @@ pub(super) fn label(state: &mut StageState, pairs: &[KeyValue], scope: &Scope<'_
     let expanded = expand_pairs(state, pairs, scope)?;
     let mut message = String::from("LABEL");
     for (key, value) in expanded {
-        message.push_str(&format!(" {key}={value}"));
+        let _ = write!(message, " {key}={value}");
         state.image.config.labels.insert(key, value);
     }
     state.commit(message, false);

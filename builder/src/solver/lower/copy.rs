@@ -1,7 +1,8 @@
 //! `COPY` and `ADD`: sources, destination and flags expanded and checked as BuildKit's
 //! `dispatchCopy` checks them.
 
-use kiln_frontend::graph::Input;
+use std::fmt::Write as _;
+
 use kiln_frontend::instruction::{Add, Chmod, Copy, InlineFile, Sources};
 use kiln_frontend::shell::Lexer;
 
@@ -178,19 +179,19 @@ fn commit(state: &mut StageState, keyword: &str, parents: bool, common: &Common)
         message.push_str(" --parents");
     }
     if let Some(chown) = &common.chown {
-        message.push_str(&format!(" --chown={chown}"));
+        let _ = write!(message, " --chown={chown}");
     }
     if let Some((chmod, _)) = &common.chmod {
-        message.push_str(&format!(" --chmod={chmod}"));
+        let _ = write!(message, " --chmod={chmod}");
     }
     for source in &common.sources {
         message.push(' ');
         message.push_str(source);
     }
     for (name, _) in &common.inline {
-        message.push_str(&format!(" <<{name}"));
+        let _ = write!(message, " <<{name}");
     }
-    message.push_str(&format!(" {} # buildkit", common.written_dest));
+    let _ = write!(message, " {} # buildkit", common.written_dest);
     state.commit(message, true);
 }
 
@@ -213,20 +214,12 @@ pub(crate) fn classify(source: &str) -> Remote {
     if source.starts_with("git://")
         || source.starts_with("ssh://")
         || (source.starts_with("git@") && source.contains(':'))
-        || (is_http && url_path.ends_with(".git"))
+        || (is_http && url_path.to_ascii_lowercase().ends_with(".git"))
     {
         Remote::Git
     } else if is_http {
         Remote::Http
     } else {
         Remote::Local
-    }
-}
-
-/// The source of a COPY, for the scheduler: which stage or image it reads, if any.
-pub(crate) fn copy_input(copy: &CopyOp) -> Option<&Input> {
-    match &copy.source {
-        CopySource::Context => None,
-        CopySource::Input(input) => Some(input),
     }
 }

@@ -1,5 +1,7 @@
 //! `ENV` and `ARG`: the two instructions that change the stage environment.
 
+use std::fmt::Write as _;
+
 use kiln_frontend::instruction::{ArgDef, KeyValue};
 
 use super::{LowerError, Scope, expand};
@@ -14,7 +16,7 @@ pub(super) fn env(state: &mut StageState, pairs: &[KeyValue], scope: &Scope<'_>)
     let expanded = expand_pairs(state, pairs, scope)?;
     let mut message = String::from("ENV");
     for (key, value) in &expanded {
-        message.push_str(&format!(" {key}={value}"));
+        let _ = write!(message, " {key}={value}");
         state.set_env(key, value);
         state.image.set_env(key, value);
     }

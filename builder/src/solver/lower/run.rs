@@ -1,5 +1,7 @@
 //! `RUN`: a process in the stage's root, with the stage environment.
 
+use std::fmt::Write as _;
+
 use kiln_frontend::instruction::{CommandLine, Mount, Run};
 use kiln_frontend::syntax::Heredoc;
 
@@ -25,7 +27,7 @@ pub(super) fn run(
     let args = with_shell(&state.image, &command);
     let mut shown = original.to_owned();
     if let Some(summary) = summary {
-        shown.push_str(&format!(" ({summary})"));
+        let _ = write!(shown, " ({summary})");
     }
     let display_lexer = scope.lexer.clone().raw_quotes(true).skip_unset_env(true);
     let name = display_name(&shown, &display_lexer, state);

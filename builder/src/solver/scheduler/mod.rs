@@ -51,6 +51,9 @@ pub(crate) struct ResolvedImage {
     pub(crate) config: ImageConfig,
 }
 
+/// A resolved image and its unpacked layers.
+type BaseImage = (ResolvedImage, Chain);
+
 /// What a stage hands to the stages that read it, and the target to the exporter.
 #[derive(Debug, Clone)]
 pub(crate) struct StageResult {
@@ -105,7 +108,7 @@ pub(crate) struct Scheduler<'a, E> {
     progress: Progress,
     lexer: Lexer,
     stages: HashMap<StageId, watch::Sender<Option<Arc<StageResult>>>>,
-    images: RefCell<HashMap<String, Rc<OnceCell<Arc<(ResolvedImage, Chain)>>>>>,
+    images: RefCell<HashMap<String, Rc<OnceCell<Arc<BaseImage>>>>>,
     steps: RefCell<HashMap<CacheKey, Rc<OnceCell<CacheRecord>>>>,
     /// Whether progress names carry the stage name (BuildKit drops it when there is one stage).
     named: bool,
@@ -185,7 +188,7 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                     run.network = self.settings.network;
                 }
             }
-            let name = counter.name(lowered.name.unwrap_or_default(), onbuild);
+            let name = counter.name(lowered.name.as_deref().unwrap_or_default(), onbuild);
             chain = self.step(step, &op, chain, &platform, name).await?;
         }
         let result = Arc::new(StageResult { state, chain });
@@ -211,10 +214,10 @@ impl<'a, E: Engine> Scheduler<'a, E> {
         reference: &str,
         platform: &Platform,
         counter: Option<&mut StepCounter>,
-    ) -> Result<Arc<(ResolvedImage, Chain)>, BuildError> {
+    ) -> Result<Arc<BaseImage>, BuildError> {
         let cell_key = format!("{reference}\0{platform}");
         let cell = Rc::clone(self.images.borrow_mut().entry(cell_key).or_default());
-        let from_name = counter.map(|c| c.reserve());
+        let from_name = counter.map(StepCounter::reserve);
         cell.get_or_try_init(|| async {
             let metadata = self
                 .progress
@@ -236,9 +239,9 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                 .await
                 .inspect_err(|e| vertex.failed(&e.to_string()))?;
             if worked {
-                vertex.done()
+                vertex.done();
             } else {
-                vertex.cached()
+                vertex.cached();
             }
             Ok(Arc::new((resolved, chain)))
         })
@@ -286,9 +289,9 @@ impl<'a, E: Engine> Scheduler<'a, E> {
             }
         };
         if ran {
-            vertex.done()
+            vertex.done();
         } else {
-            vertex.cached()
+            vertex.cached();
         }
         let mut layers = parent.layers;
         layers.push(record.layer);
@@ -302,13 +305,12 @@ impl<'a, E: Engine> Scheduler<'a, E> {
     /// Gives a failed step's error its vertex and Dockerfile lines.
     fn locate(&self, error: BuildError, step: &Step, name: String) -> BuildError {
         match error {
-            BuildError::StepFailed { logs, message, .. } => BuildError::StepFailed {
-                vertex: name,
-                file: self.settings.file.to_owned(),
-                lines: (step.span.start, step.span.end),
-                logs,
-                message,
-            },
+            BuildError::StepFailed(mut failure) => {
+                failure.vertex = name;
+                self.settings.file.clone_into(&mut failure.file);
+                failure.lines = (step.span.start, step.span.end);
+                BuildError::StepFailed(failure)
+            }
             other => other,
         }
     }
@@ -469,7 +471,7 @@ impl StepCounter {
         }
     }
 
-    fn name(&mut self, name: String, onbuild: bool) -> String {
+    fn name(&mut self, name: &str, onbuild: bool) -> String {
         let prefix = self.reserve();
         if onbuild {
             format!("{prefix}ONBUILD {name}")

@@ -8,6 +8,7 @@ use kiln_frontend::graph::{Planner, Platform};
 use kiln_frontend::instruction::Network;
 
 use super::*;
+use crate::solver::error::StepFailure;
 use crate::solver::progress::Event;
 
 #[derive(Default)]
@@ -73,13 +74,10 @@ impl Engine for Fake {
         }
         if self.fail.is_some_and(|f| what.contains(f)) {
             job.vertex.log(crate::solver::LogStream::Stderr, "boom");
-            return Err(BuildError::StepFailed {
-                vertex: String::new(),
-                file: String::new(),
-                lines: (0, 0),
-                logs: vec!["boom".into()],
-                message: format!("process \"/bin/sh -c {what}\" did not complete successfully: exit code: 1"),
-            });
+            return Err(BuildError::step(
+                format!("process \"/bin/sh -c {what}\" did not complete successfully: exit code: 1"),
+                vec!["boom".into()],
+            ));
         }
         self.log.borrow_mut().push(format!("end {what}"));
         let record = CacheRecord {
@@ -243,16 +241,16 @@ fn a_failing_step_stops_the_build_with_its_line() {
         None,
         false,
     );
-    let Err(BuildError::StepFailed {
+    let Err(BuildError::StepFailed(failure)) = out.result else {
+        panic!("{:?}", out.result.err());
+    };
+    let StepFailure {
         vertex,
         lines,
         logs,
         message,
         file,
-    }) = out.result
-    else {
-        panic!("{:?}", out.result.err());
-    };
+    } = *failure;
     assert_eq!(vertex, "[2/3] RUN exit 3");
     assert_eq!((file.as_str(), lines), ("Dockerfile", (3, 3)));
     assert_eq!(logs, ["boom"]);
