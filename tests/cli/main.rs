@@ -5,4 +5,6 @@ mod build_call;
 mod debug_ast;
 mod debug_context;
 mod images;
+mod login;
+mod pull_push;
 mod support;
