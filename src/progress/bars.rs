@@ -1,7 +1,8 @@
 //! Live progress bars on a terminal (indicatif): one line per item, redrawn in place.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -10,7 +11,7 @@ use super::Status;
 /// A line per key, in the order keys first appear, drawn on stderr.
 pub(crate) struct Bars {
     multi: MultiProgress,
-    bars: HashMap<String, ProgressBar>,
+    lines: HashMap<String, ProgressBar>,
     /// Keys in the order their lines appeared.
     order: Vec<String>,
     /// Whether the lines are on stderr (and so rewritten plain at the end).
@@ -31,7 +32,7 @@ impl Bars {
         let moving = format!("{{prefix}}: {{msg:<11}} [{bar}] {{decimal_bytes:>9}}/{{decimal_total_bytes}}");
         Bars {
             multi: MultiProgress::with_draw_target(target),
-            bars: HashMap::new(),
+            lines: HashMap::new(),
             order: Vec::new(),
             on_stderr,
             text: ProgressStyle::with_template("{prefix}: {msg}").expect("a valid template"),
@@ -42,7 +43,7 @@ impl Bars {
     }
 
     pub(super) fn show(&mut self, key: &str, status: Status<'_>) {
-        let bar = self.bars.entry(key.to_owned()).or_insert_with(|| {
+        let bar = self.lines.entry(key.to_owned()).or_insert_with(|| {
             self.order.push(key.to_owned());
             let bar = ProgressBar::no_length()
                 .with_style(self.text.clone())
@@ -74,9 +75,9 @@ impl Bars {
     }
 
     #[cfg(test)]
-    fn lines(&self) -> Vec<(String, String, Option<u64>, bool)> {
+    fn snapshot(&self) -> Vec<(String, String, Option<u64>, bool)> {
         let mut lines: Vec<_> = self
-            .bars
+            .lines
             .iter()
             .map(|(key, bar)| (key.clone(), bar.message(), bar.length(), bar.is_finished()))
             .collect();
@@ -98,8 +99,7 @@ impl Drop for Bars {
         }
         let mut text = String::new();
         for key in &self.order {
-            let message = self.bars[key].message();
-            text.push_str(&format!("{key}: {message}\n"));
+            let _ = writeln!(text, "{key}: {}", self.lines[key].message());
         }
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
@@ -124,7 +124,7 @@ mod tests {
             },
         );
         assert_eq!(
-            bars.lines(),
+            bars.snapshot(),
             vec![
                 ("aaaaaaaaaaaa".into(), "Pulling fs layer".into(), None, false),
                 ("bbbbbbbbbbbb".into(), "Downloading".into(), Some(10), false),
@@ -133,7 +133,7 @@ mod tests {
         bars.show("bbbbbbbbbbbb", Status::Settled("Pull complete"));
         bars.show("bbbbbbbbbbbb", Status::Note("Retrying (attempt 1)"));
         assert_eq!(
-            bars.lines()[1],
+            bars.snapshot()[1],
             ("bbbbbbbbbbbb".into(), "Pull complete".into(), Some(10), true)
         );
     }

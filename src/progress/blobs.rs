@@ -60,8 +60,11 @@ impl Transfer {
 pub(crate) struct Blobs<'a> {
     transfer: Transfer,
     state: Mutex<State>,
-    stored: Option<Box<dyn Fn(&Digest) -> bool + Send + Sync + 'a>>,
+    stored: Option<Box<Stored<'a>>>,
 }
+
+/// Whether a blob is in the local store.
+type Stored<'a> = dyn Fn(&Digest) -> bool + Send + Sync + 'a;
 
 struct State {
     board: Board,

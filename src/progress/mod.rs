@@ -79,8 +79,8 @@ pub(crate) enum Status<'a> {
 
 /// The lines of one command, drawn as its [`Mode`] says.
 pub(crate) enum Board {
-    /// Live bars.
-    Bars(bars::Bars),
+    /// Live bars (boxed: they are big, and one board lives per command).
+    Bars(Box<bars::Bars>),
     /// Plain lines.
     Lines(lines::Lines),
     /// Nothing.
@@ -91,7 +91,7 @@ impl Board {
     /// A board drawing to stderr in `mode`.
     pub(crate) fn new(mode: Mode) -> Board {
         match mode {
-            Mode::Bars { color } => Board::Bars(bars::Bars::new(color)),
+            Mode::Bars { color } => Board::Bars(Box::new(bars::Bars::new(color))),
             Mode::Lines => Board::Lines(lines::Lines::new(Box::new(std::io::stderr()))),
             Mode::Silent => Board::Silent,
         }
