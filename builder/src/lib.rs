@@ -16,6 +16,7 @@ pub mod dockerfile;
 pub mod exec;
 pub mod fsop;
 mod fsroot;
+mod glob;
 pub mod layer;
 pub mod platform;
 pub mod reference;

@@ -426,7 +426,8 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
             }
             value
         }
-        ("join", [Value::Array(items), sep]) => {
+        // `{{join .List ","}}`, and `{{.List | join ","}}` where the pipe makes the list the last argument.
+        ("join", [Value::Array(items), sep] | [sep, Value::Array(items)]) => {
             Value::String(items.iter().map(print).collect::<Vec<_>>().join(&print(sep)))
         }
         ("join", [Value::Null, _]) => Value::String(String::new()),

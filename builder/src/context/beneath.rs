@@ -14,7 +14,7 @@ use std::path::{Component, Path};
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 
-use super::Metadata;
+use super::{Metadata, Xattrs};
 
 /// Opens the context root itself (following symlinks in its own path, as `docker build DIR` does).
 pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
@@ -100,7 +100,7 @@ pub(crate) fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
 }
 
 /// Extended attributes of an open file or directory, sorted by name.
-pub(crate) fn xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
     read_xattrs(
         || rustix::fs::flistxattr_query(fd),
         |buf| rustix::fs::flistxattr(fd, buf),
@@ -113,7 +113,7 @@ pub(crate) fn xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)
 /// by path: the final component is not followed. Only symlinks' and special files' own attributes
 /// are read this way, and a swapped parent directory can at worst change a checksum, never expose
 /// file contents.
-pub(crate) fn xattrs_path(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn xattrs_path(path: &Path) -> io::Result<Xattrs> {
     read_xattrs(
         || rustix::fs::llistxattr_query(path),
         |buf| rustix::fs::llistxattr(path, buf),
@@ -121,8 +121,6 @@ pub(crate) fn xattrs_path(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         |name| rustix::fs::lgetxattr_query(path, name),
     )
 }
-
-type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Lists then reads every attribute. A list or value that grows in between fails with `ERANGE`
 /// rather than yielding a truncated value.

@@ -19,7 +19,7 @@ use rustix::fs::OFlags;
 use sha2::{Digest as _, Sha256};
 
 use super::statcache::{CachedRow, StatKey};
-use super::{Context, ContextError, Entry, EntryKind, Selected, Selection, beneath};
+use super::{Context, ContextError, Entry, EntryKind, Selected, Selection, Xattrs, beneath};
 use crate::content::{Digest, Digester};
 
 /// The most threads a checksum reads files on.
@@ -63,20 +63,20 @@ impl Context {
     /// Files are read only if neither an earlier checksum of this context nor the stat cache knows
     /// their digest; new digests are written to the stat cache in one transaction.
     ///
-    /// # Encoding (`kiln.context.checksum.v1`)
+    /// # Encoding (`kiln.context.checksum.v2`)
     ///
     ///  The digest is sha256 over a canonical encoding; integers are little-endian, byte strings are a
     ///  `u64` length then the bytes:
     ///
     ///  ```text
-    ///  "kiln.context.checksum.v1\0"  u64 number of matches
+    ///  "kiln.context.checksum.v2\0"  u64 number of matches
     ///  per match:   bytes name: what `COPY` calls it in the destination, the last component of its
     ///                     path for a file (or anything not a directory), "" for a directory, whose
     ///                     contents are copied
     ///               u64 number of entries
     ///  per entry:   bytes name (relative to the match's root; "" for the root)
     ///               u8 kind ('f' file, 'd' dir, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device)
-    ///               u32 permission bits (mode & 0o7777)   u32 uid   u32 gid
+    ///               u32 permission bits (mode & 0o7777)
     ///               file:    u64 size, then the 32-byte sha256 of the contents
     ///               symlink: bytes target
     ///               device:  u64 rdev
@@ -84,7 +84,9 @@ impl Context {
     ///                     u32 value length, value
     ///  ```
     ///
-    ///  Left out on purpose: access, modification and change times (a `touch`, a fresh `git clone` or
+    ///  Left out on purpose: owners (BuildKit's client sends context files as `0:0`, and `COPY` gives
+    ///  them `0:0` or its `--chown`, never the owner on disk: v1 hashed them, so a `chown` in the
+    ///  context changed the key and not the layer), access, modification and change times (a `touch`, a fresh `git clone` or
     ///  a different checkout time must not invalidate the cache; BuildKit leaves them out too), inode and
     ///  device numbers and link counts (they say where a file is stored, not what it is), and directory
     ///  sizes (they depend on the filesystem, not on the contents).
@@ -92,7 +94,7 @@ impl Context {
     pub fn checksum(&self, selection: &Selection<'_>) -> Result<Digest, ContextError> {
         self.hash_entries(selection.entries().map(Selected::entry))?;
         let mut digester = Digester::new();
-        digester.update(b"kiln.context.checksum.v1\0");
+        digester.update(b"kiln.context.checksum.v2\0");
         put_u64(&mut digester, selection.matches().len() as u64);
         for m in selection.matches() {
             let name = match m.root().kind() {
@@ -257,34 +259,38 @@ impl Context {
                     xattrs,
                 }
             }
-            EntryKind::Dir => {
-                let owned;
-                let fd = if entry.path.as_os_str().is_empty() {
-                    root
-                } else {
-                    owned = beneath::open(root, &entry.path, OFlags::RDONLY | OFlags::DIRECTORY)
-                        .map_err(read_error)?;
-                    owned.as_fd()
-                };
-                let xattrs = beneath::xattrs_fd(fd).map_err(read_error)?;
-                EntryHash {
-                    content: None,
-                    xattrs: encode_xattrs(&xattrs),
-                }
-            }
-            _ => {
-                let xattrs = beneath::xattrs_path(&self.root.join(&entry.path)).map_err(read_error)?;
-                EntryHash {
-                    content: None,
-                    xattrs: encode_xattrs(&xattrs),
-                }
-            }
+            _ => EntryHash {
+                content: None,
+                xattrs: encode_xattrs(&self.read_xattrs(entry)?),
+            },
         };
         let row = trusted(entry.meta.ctime_ns, started).then(|| CachedRow {
             key: StatKey::of(&entry.meta),
             hash: hash.clone(),
         });
         Ok((hash, row))
+    }
+}
+
+impl Context {
+    /// Reads the extended attributes of `entry` (through an fd for files and directories; by path,
+    /// not following the last component, for the rest: see [`beneath::xattrs_path`]).
+    pub(super) fn read_xattrs(&self, entry: &Entry) -> Result<Xattrs, ContextError> {
+        let read_error = |source| ContextError::Read {
+            path: entry.path.clone(),
+            source,
+        };
+        let root = self.root_fd.as_fd();
+        match entry.kind {
+            EntryKind::Dir if entry.path.as_os_str().is_empty() => beneath::xattrs_fd(root),
+            EntryKind::Dir => beneath::open(root, &entry.path, OFlags::RDONLY | OFlags::DIRECTORY)
+                .and_then(|fd| beneath::xattrs_fd(fd.as_fd())),
+            EntryKind::File => {
+                beneath::open(root, &entry.path, OFlags::RDONLY).and_then(|fd| beneath::xattrs_fd(fd.as_fd()))
+            }
+            _ => beneath::xattrs_path(&self.root.join(&entry.path)),
+        }
+        .map_err(read_error)
     }
 }
 
@@ -325,6 +331,22 @@ fn encode_xattrs(xattrs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// The attribute list [`encode_xattrs`] encoded.
+pub(super) fn decode_xattrs(mut encoded: &[u8]) -> Xattrs {
+    let mut take = || -> Option<Vec<u8>> {
+        let (len, rest) = encoded.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        let part = rest.get(..len)?.to_vec();
+        encoded = &rest[len..];
+        Some(part)
+    };
+    let mut out = Vec::new();
+    while let (Some(name), Some(value)) = (take(), take()) {
+        out.push((name, value));
+    }
+    out
+}
+
 fn put_u64(digester: &mut Digester, value: u64) {
     digester.update(&value.to_le_bytes());
 }
@@ -351,9 +373,7 @@ fn put_entry(digester: &mut Digester, entry: &Entry) {
         EntryKind::BlockDevice => b'b',
     };
     digester.update(&[tag]);
-    for value in [meta.permissions(), meta.uid, meta.gid] {
-        digester.update(&value.to_le_bytes());
-    }
+    digester.update(&meta.permissions().to_le_bytes());
     match &entry.kind {
         EntryKind::File => {
             put_u64(digester, meta.size);
@@ -385,5 +405,10 @@ mod tests {
         let encoded = encode_xattrs(&[(b"user.a".to_vec(), b"1".to_vec())]);
         assert_eq!(encoded, b"\x06\0\0\0user.a\x01\0\0\0\x31");
         assert!(encode_xattrs(&[]).is_empty());
+        let list = vec![
+            (b"security.capability".to_vec(), vec![1, 0, 0, 2]),
+            (b"user.a".to_vec(), Vec::new()),
+        ];
+        assert_eq!(decode_xattrs(&encode_xattrs(&list)), list);
     }
 }

@@ -12,12 +12,16 @@
 //! * [`Context::entries`] is the result: one [`Entry`] per path (relative, file type, metadata), in
 //!   walk order.
 //! * [`Context::select`] resolves a `COPY`/`ADD` source ([`Source`]: a path with optional Go
-//!   wildcards and `--exclude` patterns) *inside* the context as BuildKit does: symlinks on the way
-//!   are followed but resolved against the context root, `..` stops at the root. The
+//!   wildcards, `--exclude` patterns, `--parents`) *inside* the context as BuildKit does: symlinks
+//!   on the way are followed but resolved against the context root, `..` stops at the root. The
 //!   [`Selection`] holds one [`Match`] per path the source names, each with the entries it brings.
 //! * [`Context::checksum`] digests exactly what a selection holds: names relative to each match,
-//!   file types, permission bits, owners, sizes, contents, symlink targets and extended attributes;
-//!   never timestamps or inode numbers, so a `touch` does not invalidate a build cache.
+//!   file types, permission bits, sizes, contents, symlink targets and extended attributes; never
+//!   owners (`COPY` gives context files `0:0`), timestamps or inode numbers, so a `touch` does not
+//!   invalidate a build cache.
+//! * `fsop::ContextCopy` copies exactly what selections hold, reading files with
+//!   [`Context::open_file`] and [`Context::check_read`] and attributes with [`Context::xattrs`]:
+//!   the cache key and the layer are made of the same entries.
 //! * A [`StatCache`] (a small SQLite database in the kiln root) remembers each file's content
 //!   digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so unchanged files
 //!   are not read again by the next build.
@@ -49,7 +53,6 @@
 mod beneath;
 mod checksum;
 mod error;
-mod glob;
 mod select;
 mod statcache;
 mod walk;
@@ -68,6 +71,9 @@ pub use checksum::HashStats;
 pub use error::ContextError;
 pub use select::{Match, Selected, Selection, Source};
 pub use statcache::StatCache;
+
+/// Extended attributes: (name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Name of the ignore file at the context root.
 pub const DOCKERIGNORE: &str = ".dockerignore";
@@ -242,6 +248,31 @@ impl Context {
             });
         }
         Ok(File::from(fd))
+    }
+
+    /// Checks that `bytes` read from `file` (opened by [`Context::open_file`] for `entry`) are the
+    /// whole of the version the walk saw, and that nothing wrote to it meanwhile: a copy made of
+    /// them holds what the checksum covered. [`ContextError::Changed`] otherwise.
+    pub fn check_read(&self, entry: &Entry, file: &File, bytes: u64) -> Result<(), ContextError> {
+        let now = beneath::stat_fd(file.as_fd()).map_err(|source| ContextError::Read {
+            path: entry.path.clone(),
+            source,
+        })?;
+        if bytes != entry.meta.size || !now.same_file_version(&entry.meta) {
+            return Err(ContextError::Changed {
+                path: entry.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The extended attributes of `entry` as (name, value) pairs sorted by name: those its checksum
+    /// covered when one was taken (so a copy gets what the cache key hashed), else read now.
+    pub fn xattrs(&self, entry: &Entry) -> Result<Xattrs, ContextError> {
+        match entry.hash.get() {
+            Some(hash) => Ok(checksum::decode_xattrs(&hash.xattrs)),
+            None => self.read_xattrs(entry),
+        }
     }
 
     fn index_of(&self, path: &Path) -> Option<usize> {

@@ -2,15 +2,15 @@
 //!
 //! The rules are documented on [`Context::select`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 
-use super::glob::{self, Glob};
 use super::{Context, ContextError, Entry, EntryKind};
+use crate::glob::{self, Glob};
 
 /// BuildKit's (and Linux's) bound on symlinks followed while resolving one path.
 const MAX_SYMLINKS: usize = 255;
@@ -21,6 +21,8 @@ pub struct Source {
     path: String,
     exclude: Patterns,
     allow_empty_wildcard: bool,
+    follow_symlinks: bool,
+    parents: bool,
 }
 
 impl Source {
@@ -30,7 +32,26 @@ impl Source {
             path: path.into(),
             exclude: Patterns::default(),
             allow_empty_wildcard: false,
+            follow_symlinks: true,
+            parents: false,
         }
+    }
+
+    /// Whether a symlink the path (or a wildcard) names is followed, inside the context, to what it
+    /// points at (`COPY` does: the default), or selected as the symlink itself.
+    #[must_use]
+    pub fn follow_symlinks(mut self, follow: bool) -> Source {
+        self.follow_symlinks = follow;
+        self
+    }
+
+    /// `COPY --parents`: the selection keeps each matched path's directories. The path may hold a
+    /// `/./` pivot (`src/./app/*.go`): directories are kept from there down, from the context root
+    /// without one. See [`Context::select`].
+    #[must_use]
+    pub fn parents(mut self, parents: bool) -> Source {
+        self.parents = parents;
+        self
     }
 
     /// Applies `--exclude` patterns (built with `Patterns::new`) to the selected paths.
@@ -146,10 +167,25 @@ impl Context {
     /// followed. `--exclude` patterns ([`Source::exclude`]) then drop paths of each match, with the same
     /// rules as `.dockerignore` applied to paths relative to the match.
     ///
+    /// A wildcard match is itself subject to `--exclude`, matched by its path below the wildcard's
+    /// directory (`COPY --exclude=*.txt hom* /dir/` leaves `home.txt` out).
+    ///
+    /// With [`Source::parents`], the selection is one [`Match`] rooted at the pivot (the directory
+    /// before `/./`, or the context root): it holds every matched path with the directories between
+    /// the pivot and it, named relative to the pivot, so copying its contents recreates the paths.
+    /// Below the pivot nothing is followed: a symlink on the way means "not found", a matched
+    /// symlink is selected as itself. `--exclude` applies to paths relative to the pivot.
+    ///
     /// A path that does not exist (or is ignored) fails with [`ContextError::NotFound`], reported as
     /// BuildKit does: `"/missing": not found`. So does a wildcard that matches nothing, unless the
     /// source allows it.
     pub fn select(&self, source: &Source) -> Result<Selection<'_>, ContextError> {
+        if source.parents {
+            return Ok(Selection {
+                source: source.path.clone(),
+                matches: vec![self.parents_match(source)?],
+            });
+        }
         let components = clean(&source.path);
         let not_found = || ContextError::NotFound {
             context: self.root.clone(),
@@ -159,14 +195,18 @@ impl Context {
         let matches = match split {
             None => {
                 let index = self
-                    .resolve(components.iter().map(|c| c.as_bytes()), true, &source.path)?
+                    .resolve(
+                        components.iter().map(|c| c.as_bytes()),
+                        source.follow_symlinks,
+                        &source.path,
+                    )?
                     .ok_or_else(not_found)?;
                 let path: PathBuf = components.iter().collect();
                 vec![self.collect(path, index, &source.exclude)]
             }
             Some(split) => {
-                let matches = self.wildcard_matches(&components, split, source)?;
-                if matches.is_empty() && !source.allow_empty_wildcard {
+                let (matches, matched_any) = self.wildcard_matches(&components, split, source)?;
+                if !matched_any && !source.allow_empty_wildcard {
                     return Err(not_found());
                 }
                 matches
@@ -178,13 +218,15 @@ impl Context {
         })
     }
 
-    /// The matches of a wildcard source whose first wildcard is in `components[split]`.
+    /// The matches of a wildcard source whose first wildcard is in `components[split]`, and whether
+    /// the wildcard matched anything before `--exclude` left matches out (a source whose matches
+    /// are all excluded selects nothing, but is not missing).
     fn wildcard_matches(
         &self,
         components: &[&str],
         split: usize,
         source: &Source,
-    ) -> Result<Vec<Match<'_>>, ContextError> {
+    ) -> Result<(Vec<Match<'_>>, bool), ContextError> {
         let pattern = components.join("/");
         let glob = Glob::new(&pattern).map_err(|_| ContextError::BadPattern {
             pattern: source.path.clone(),
@@ -198,11 +240,12 @@ impl Context {
             });
         };
         if !matches!(self.entries[base].kind, EntryKind::Dir) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let prefix: PathBuf = prefix.iter().collect();
         let base_path = &self.entries[base].path;
         let mut matches = Vec::new();
+        let mut matched_any = false;
         let mut index = base + 1;
         let end = self.subtree_end(base);
         while index < end {
@@ -211,12 +254,21 @@ impl Context {
             let named = prefix.join(entry.path.strip_prefix(base_path).unwrap_or(&entry.path));
             if glob.matches(&named.to_string_lossy()) {
                 let target = self
-                    .resolve(named.iter().map(OsStrExt::as_bytes), true, &source.path)?
+                    .resolve(
+                        named.iter().map(OsStrExt::as_bytes),
+                        source.follow_symlinks,
+                        &source.path,
+                    )?
                     .ok_or_else(|| ContextError::NotFound {
                         context: self.root.clone(),
                         path: format!("/{}", named.display()),
                     })?;
-                matches.push(self.collect(named, target, &source.exclude));
+                matched_any = true;
+                let below = named.strip_prefix(&prefix).unwrap_or(&named).to_string_lossy();
+                let is_dir = matches!(self.entries[target].kind, EntryKind::Dir);
+                if !excluded(&source.exclude, &below, is_dir) {
+                    matches.push(self.collect(named, target, &source.exclude));
+                }
                 // A matched directory is taken whole; nothing inside is a match of its own.
                 if matches!(entry.kind, EntryKind::Dir) {
                     index = self.subtree_end(index);
@@ -225,7 +277,78 @@ impl Context {
             }
             index += 1;
         }
-        Ok(matches)
+        Ok((matches, matched_any))
+    }
+
+    /// The one match of a `--parents` source: rooted at the pivot, holding the matched paths, their
+    /// subtrees and the directories between the pivot and them.
+    fn parents_match(&self, source: &Source) -> Result<Match<'_>, ContextError> {
+        let (pivot, pattern) = source.path.split_once("/./").unwrap_or(("", &source.path));
+        let (pivot, pattern) = (clean(pivot), clean(pattern));
+        let not_found = || ContextError::NotFound {
+            context: self.root.clone(),
+            path: format!("/{}", [&pivot[..], &pattern[..]].concat().join("/")),
+        };
+        let base = self
+            .resolve(pivot.iter().map(|c| c.as_bytes()), true, &source.path)?
+            .filter(|&i| matches!(self.entries[i].kind, EntryKind::Dir))
+            .ok_or_else(not_found)?;
+        let base_path = &self.entries[base].path;
+        let matched = if pattern.iter().any(|c| glob::has_wildcards(c)) {
+            let glob =
+                Glob::from_components(pattern.iter().copied()).map_err(|_| ContextError::BadPattern {
+                    pattern: source.path.clone(),
+                })?;
+            let mut found = Vec::new();
+            let (mut index, end) = (base + 1, self.subtree_end(base));
+            while index < end {
+                let entry = &self.entries[index];
+                let below = entry.path.strip_prefix(base_path).unwrap_or(&entry.path);
+                if glob.matches(&below.to_string_lossy()) {
+                    found.push(index);
+                    if matches!(entry.kind, EntryKind::Dir) {
+                        index = self.subtree_end(index);
+                        continue;
+                    }
+                }
+                index += 1;
+            }
+            if found.is_empty() && !source.allow_empty_wildcard {
+                return Err(not_found());
+            }
+            found
+        } else {
+            // Nothing below the pivot is followed: through a symlink, the path is not in the walk.
+            let path: PathBuf = base_path.iter().chain(pattern.iter().map(OsStr::new)).collect();
+            vec![self.index_of(&path).ok_or_else(not_found)?]
+        };
+        // Entry indices are walk order: a set of them lists the union in walk order.
+        let mut kept = BTreeSet::new();
+        for index in matched {
+            let mut parent = self.entries[index].path.parent();
+            while let Some(dir) = parent.filter(|dir| dir.starts_with(base_path) && dir != base_path) {
+                kept.extend(self.index_of(dir));
+                parent = dir.parent();
+            }
+            kept.extend(index..self.subtree_end(index));
+        }
+        // The pivot itself is the match's root, not an entry below it (`COPY --parents ./ /x/`).
+        kept.remove(&base);
+        let root = &self.entries[base];
+        let mut entries = vec![Selected {
+            name: Path::new(""),
+            entry: root,
+        }];
+        entries.extend(excluding(
+            kept.into_iter().map(|i| &self.entries[i]),
+            base_path,
+            &source.exclude,
+        ));
+        Ok(Match {
+            path: pivot.iter().collect(),
+            root,
+            entries,
+        })
     }
 
     /// The match rooted at `index`: the entry, and for a directory its subtree minus `exclude`.
@@ -292,10 +415,22 @@ impl Context {
     }
 }
 
-/// The entries of `inside` (a directory's subtree, in walk order) that `exclude` keeps, named
-/// relative to `root`. The walker's rules: excluded directories are entered only if an exception
-/// may re-include something, and appear only if something inside does.
-fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Selected<'a>> {
+/// Whether `--exclude` leaves out a path (relative to where the source's wildcard was resolved)
+/// outright: an excluded directory stays when an exception may re-include something inside.
+fn excluded(exclude: &Patterns, path: &str, is_dir: bool) -> bool {
+    !exclude.is_empty()
+        && exclude.matcher().check(path, &MatchState::root()).excluded
+        && !(is_dir && exclude.should_descend(path))
+}
+
+/// The entries of `inside` (below `root`, in walk order) that `exclude` keeps, named relative to
+/// `root`. The walker's rules: excluded directories are entered only if an exception may re-include
+/// something, and appear only if something inside does.
+fn excluding<'a>(
+    inside: impl IntoIterator<Item = &'a Entry>,
+    root: &Path,
+    exclude: &Patterns,
+) -> Vec<Selected<'a>> {
     // Every entry is inside `root`: its name is what follows `root/` (plain byte slicing; walks
     // never produce `.` or empty components).
     let skip = match root.as_os_str().len() {
@@ -305,7 +440,7 @@ fn excluding<'a>(inside: &'a [Entry], root: &Path, exclude: &Patterns) -> Vec<Se
     let name_of = |entry: &'a Entry| Path::new(OsStr::from_bytes(&entry.path.as_os_str().as_bytes()[skip..]));
     if exclude.is_empty() {
         return inside
-            .iter()
+            .into_iter()
             .map(|entry| Selected {
                 name: name_of(entry),
                 entry,

@@ -1,6 +1,6 @@
 //! How a step ended, and BuildKit's wording when it did not succeed.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// How the step's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,38 +57,15 @@ impl fmt::Display for ExitStatus {
 /// A step whose process did not exit 0, worded as BuildKit words it:
 /// `process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("process {} did not complete successfully: {status}", go_quote(&.args.join(" ")))]
+#[error(
+    "process {} did not complete successfully: {status}",
+    kiln_frontend::syntax::go_quote(&.args.join(" "))
+)]
 pub struct ProcessFailed {
     /// The argv of the step.
     pub args: Vec<String>,
     /// How it ended.
     pub status: ExitStatus,
-}
-
-/// Quotes `s` the way Go's `%q` does (BuildKit formats the command with it), so messages match byte for
-/// byte: `"` and `\` escaped, control characters as `\n`, `\t`... or `\x1b`, other characters as-is.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

@@ -13,41 +13,31 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{
-    AtFlags, FileType, Gid, Mode as RawMode, OFlags, Stat, Timespec, Timestamps, Uid, XattrFlags,
-};
+use rustix::fs::{AtFlags, FileType, Gid, Mode as RawMode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 
 use crate::fsroot::{self, Location, NewDir, Root, is_dir, lstat_at, proc_path};
 
-use super::meta::{chmod, is_overlay_xattr};
+use super::meta::{Info, chmod, is_overlay_xattr};
 use super::source::clean;
 use super::{CopyReport, FsopError, Owner};
 
 /// A decompressed archive stream.
 pub(super) type ArchiveReader = Box<dyn Read>;
 
-/// Opens `name` in `dir` as an archive: `None` when it is not a regular file, or not a tar once
-/// decompressed.
+/// Opens a source entry as an archive: `None` when it is not a regular file, or not a tar once
+/// decompressed. `open` opens the file (twice: a first look decides, then the real read).
 pub(super) fn open(
-    dir: BorrowedFd<'_>,
-    name: &CStr,
-    st: &Stat,
+    info: &Info,
     path: &str,
+    open: impl Fn() -> Result<File, FsopError>,
 ) -> Result<Option<ArchiveReader>, FsopError> {
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    if info.file_type() != FileType::RegularFile {
         return Ok(None);
     }
     let open = || -> Result<ArchiveReader, FsopError> {
-        let fd = rustix::fs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            RawMode::empty(),
-        )
-        .map_err(|e| FsopError::io("open", path, e))?;
-        decompress(File::from(fd)).map_err(|e| FsopError::io("read", path, e))
+        decompress(open()?).map_err(|e| FsopError::io("read", path, e))
     };
     // A first look decides; a failure to decompress or parse means "not an archive", as in BuildKit.
     let mut probe = tar::Archive::new(open()?);

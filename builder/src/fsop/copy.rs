@@ -2,20 +2,21 @@
 //! to each resolved source (directory contents merge into the destination; a file lands inside a
 //! directory destination, or *as* a file destination), `--parents`, and `ADD`'s archive extraction.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
 use rustix::fs::{Gid, Mode as RawMode, Uid};
 
 use crate::fsroot::{DIR_NOFOLLOW, Location, NewDir, ResolveError, Root, is_dir, lstat_at};
+use crate::glob::{Glob, has_wildcards};
 
-use super::meta::Metadata;
-use super::source::{self, Source, SourceAt, absolute, clean};
-use super::tree::{Copier, DstDir, SrcEntry, join};
+use super::meta::{Info, Metadata, read_xattrs};
+use super::source::{self, DirNode, DirTree, absolute, clean};
+use super::tree::{Copier, DstDir, SourceTree, join};
 use super::{Archives, CopyReport, CopySpec, FsopError, Owner, archive};
-use crate::fsop::glob::{PathGlob, has_wildcards};
 
 /// Whether source paths may hold wildcards (`COPY`/`ADD`) or are taken literally (a downloaded or
 /// heredoc file, whose name is whatever it is).
@@ -40,6 +41,29 @@ impl Dest {
             dir_form,
         }
     }
+
+    /// `spec.dest`, which must name a directory when there are several sources.
+    pub(super) fn for_spec(spec: &CopySpec) -> Result<Dest, FsopError> {
+        let dest = Dest::parse(&spec.dest);
+        if spec.sources.len() > 1 && !dest.dir_form {
+            return Err(FsopError::DestNotDirectory {
+                dest: spec.dest.clone(),
+            });
+        }
+        Ok(dest)
+    }
+
+    /// The cleaned in-root path.
+    pub(super) fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// A source as a copy places it: a node of its tree, and the name it takes inside a directory
+/// destination.
+pub(super) struct Top<N> {
+    pub(super) node: N,
+    pub(super) base: CString,
 }
 
 pub(super) fn run(
@@ -48,12 +72,7 @@ pub(super) fn run(
     spec: &CopySpec,
     wildcards: Wildcards,
 ) -> Result<CopyReport, FsopError> {
-    let dest = Dest::parse(&spec.dest);
-    if spec.sources.len() > 1 && !dest.dir_form {
-        return Err(FsopError::DestNotDirectory {
-            dest: spec.dest.clone(),
-        });
-    }
+    let dest = Dest::for_spec(spec)?;
     let excludes = if spec.excludes.is_empty() {
         None
     } else {
@@ -61,11 +80,7 @@ pub(super) fn run(
     };
     let src = open_root(src_root, "open source root")?;
     let dst = open_root(dst_root, "open destination root")?;
-    let meta = Metadata {
-        owner: spec.ownership.entry_owner(),
-        chmod: spec.chmod.as_ref(),
-    };
-    let mut copier = Copier::new(meta, spec.ownership.chown(), excludes.as_ref());
+    let mut copier = copier(spec, excludes.as_ref());
     for source in &spec.sources {
         if spec.parents {
             copy_parents(&src, &dst, &dest, source, spec, &mut copier)?;
@@ -88,16 +103,29 @@ pub(super) fn run(
                     continue;
                 }
             }
-            if spec.archives == Archives::Extract && unpack(&dst, &dest, &item, &mut copier)? {
+            let top = Top {
+                node: item.node,
+                base: item.base,
+            };
+            if spec.archives == Archives::Extract && unpack(&dst, &dest, &DirTree, &top, &mut copier)? {
                 continue;
             }
-            place(&dst, &dest, &item, &mut copier)?;
+            place(&dst, &dest, &DirTree, &top, &mut copier)?;
         }
     }
     Ok(copier.report)
 }
 
-fn open_root(path: &Path, op: &'static str) -> Result<Root, FsopError> {
+/// The copier for `spec` (`excludes`: when the source does not apply them itself).
+pub(super) fn copier<'a>(spec: &'a CopySpec, excludes: Option<&'a Patterns>) -> Copier<'a> {
+    let meta = Metadata {
+        owner: spec.ownership.entry_owner(),
+        chmod: spec.chmod.as_ref(),
+    };
+    Copier::new(meta, spec.ownership.chown(), excludes)
+}
+
+pub(super) fn open_root(path: &Path, op: &'static str) -> Result<Root, FsopError> {
     Root::open(path).map_err(|e| FsopError::io(op, &path.display().to_string(), e))
 }
 
@@ -141,14 +169,20 @@ pub(super) fn dest_dir(dst: &Root, dest: &str, owner: Option<Owner>) -> Result<D
     Ok(DstDir::new(fd, dest.to_owned()))
 }
 
-/// Copies one resolved source to the destination.
-fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Result<(), FsopError> {
+/// Copies one source to the destination.
+pub(super) fn place<T: SourceTree>(
+    dst: &Root,
+    dest: &Dest,
+    tree: &T,
+    top: &Top<T::Node>,
+    copier: &mut Copier<'_>,
+) -> Result<(), FsopError> {
     let owner = copier.chown();
-    if dest.dir_form || item.is_dir() {
+    if dest.dir_form || tree.info(&top.node).is_dir() {
         // A directory source merges its contents into `dest` (created if missing, followed if a
         // symlink); anything goes inside a `dest/`.
         let dir = dest_dir(dst, &dest.path, owner)?;
-        return into_dir(&dir, item, copier);
+        return into_dir(&dir, tree, top, copier);
     }
     let mut hook = chown_new_dir(owner);
     let location = dst
@@ -159,7 +193,7 @@ fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Res
             let fd = fd
                 .into_owned()
                 .map_err(|e| FsopError::io("open directory", &dest.path, e))?;
-            into_dir(&DstDir::new(fd, dest.path.clone()), item, copier)
+            into_dir(&DstDir::new(fd, dest.path.clone()), tree, top, copier)
         }
         Location::Entry { parent, name, path } => {
             let parent_path = path
@@ -175,47 +209,48 @@ fn place(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Res
                 Some(st) if is_dir(&st) => {
                     let fd = rustix::fs::openat(parent.fd.as_fd(), &name, DIR_NOFOLLOW, RawMode::empty())
                         .map_err(|e| FsopError::io("open directory", &path, e))?;
-                    into_dir(&DstDir::new(fd, path), item, copier)
+                    into_dir(&DstDir::new(fd, path), tree, top, copier)
                 }
-                _ => copy_top(item, &parent, &name, copier),
+                _ => copy_top(tree, &top.node, &parent, &name, copier),
             }
         }
     }
 }
 
-/// Copies `item` into the directory `dir`: a directory's contents, anything else under its name.
-fn into_dir(dir: &DstDir, item: &Source, copier: &mut Copier<'_>) -> Result<(), FsopError> {
-    if item.is_dir() {
-        let src_dir = item.open_dir()?;
-        return copier.copy_children(&src_dir, &item.path, dir, "", &MatchState::root());
+/// Copies `top` into the directory `dir`: a directory's contents, anything else under its name.
+fn into_dir<T: SourceTree>(
+    dir: &DstDir,
+    tree: &T,
+    top: &Top<T::Node>,
+    copier: &mut Copier<'_>,
+) -> Result<(), FsopError> {
+    if tree.info(&top.node).is_dir() {
+        return copier.copy_children(tree, &top.node, dir, "", &MatchState::root());
     }
-    copy_top(item, dir, &item.base, copier)
+    copy_top(tree, &top.node, dir, &top.base, copier)
 }
 
 /// Copies a non-directory source to `name` in `dir`.
-fn copy_top(item: &Source, dir: &DstDir, name: &CString, copier: &mut Copier<'_>) -> Result<(), FsopError> {
-    let SourceAt::Entry {
-        parent,
-        name: src_name,
-    } = &item.at
-    else {
-        unreachable!("only a directory is a source without a name");
-    };
-    let entry = SrcEntry {
-        dir: parent.as_fd(),
-        name: src_name,
-        st: item.st,
-        path: item.path.clone(),
-    };
-    copier.copy_entry(&entry, dir, name, "", &MatchState::root(), true)
+fn copy_top<T: SourceTree>(
+    tree: &T,
+    node: &T::Node,
+    dir: &DstDir,
+    name: &CStr,
+    copier: &mut Copier<'_>,
+) -> Result<(), FsopError> {
+    copier.copy_entry(tree, node, dir, name, "", &MatchState::root(), true)
 }
 
-/// `ADD`: extracts `item` into `dest` if it is an archive. Returns whether it was one.
-fn unpack(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Result<bool, FsopError> {
-    let SourceAt::Entry { parent, name } = &item.at else {
-        return Ok(false);
-    };
-    let Some(reader) = archive::open(parent.as_fd(), name, &item.st, &item.path)? else {
+/// `ADD`: extracts `top` into `dest` if it is an archive. Returns whether it was one.
+pub(super) fn unpack<T: SourceTree>(
+    dst: &Root,
+    dest: &Dest,
+    tree: &T,
+    top: &Top<T::Node>,
+    copier: &mut Copier<'_>,
+) -> Result<bool, FsopError> {
+    let path = tree.path(&top.node);
+    let Some(reader) = archive::open(&tree.info(&top.node), &path, || tree.open_file(&top.node))? else {
         return Ok(false);
     };
     let into = dest_dir(dst, &dest.path, copier.chown())?;
@@ -223,7 +258,7 @@ fn unpack(dst: &Root, dest: &Dest, item: &Source, copier: &mut Copier<'_>) -> Re
         .fd
         .try_clone()
         .map_err(|e| FsopError::io("open directory", &dest.path, e))?;
-    archive::extract(reader, into_fd, &item.path, copier.chown(), &mut copier.report)?;
+    archive::extract(reader, into_fd, &path, copier.chown(), &mut copier.report)?;
     copier.report.archives += 1;
     Ok(true)
 }
@@ -254,9 +289,10 @@ fn copy_parents(
         Err(e) => return Err(source::resolve_error(&absolute(&pivot), e)),
     };
     let matches = if pattern.iter().any(|c| has_wildcards(c)) {
-        let glob = PathGlob::new(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
-            pattern: source.to_owned(),
-        })?;
+        let glob =
+            Glob::from_components(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
+                pattern: source.to_owned(),
+            })?;
         let found = source::matches_in(&base, &glob, &absolute(&pivot))?;
         if found.is_empty() && !spec.allow_empty_wildcard {
             return Err(FsopError::NoSourceFiles {
@@ -269,58 +305,49 @@ fn copy_parents(
     };
     let top = dest_dir(dst, &dest.path, copier.chown())?;
     let mut created = Vec::new();
+    let base = Rc::new(base);
     for path in matches {
-        let mut src_dir = base
-            .try_clone()
-            .map_err(|e| FsopError::io("open directory", &absolute(&pivot), e))?;
+        let mut src_dir = Rc::clone(&base);
         let mut dst_dir = top.clone();
         let mut state = MatchState::root();
         for (i, component) in path.iter().enumerate() {
             let name = CString::new(component.as_str()).map_err(|_| not_found())?;
             let rel = path[..=i].join("/");
             let shown = absolute(&[pivot.clone(), path[..=i].to_vec()].concat());
-            let st = lstat_at(&src_dir, &name)
-                .map_err(|e| FsopError::io("stat", &shown, e))?
-                .ok_or_else(|| FsopError::SourceNotFound {
+            let node = DirNode::at(Rc::clone(&src_dir), name.clone(), shown)?.ok_or_else(|| {
+                FsopError::SourceNotFound {
                     path: absolute(&[pivot.clone(), path.clone()].concat()),
-                })?;
-            let Some(next_state) = copier.included(&rel, is_dir(&st), &state) else {
+                }
+            })?;
+            let info = *node.info();
+            let Some(next_state) = copier.included(&rel, info.is_dir(), &state) else {
                 break;
             };
             if i + 1 == path.len() {
-                let entry = SrcEntry {
-                    dir: src_dir.as_fd(),
-                    name: &name,
-                    st,
-                    path: shown,
-                };
-                copier.copy_entry(&entry, &dst_dir, &name, &rel, &next_state, false)?;
+                copier.copy_entry(&DirTree, &node, &dst_dir, &name, &rel, &next_state, false)?;
                 break;
             }
-            if !is_dir(&st) {
-                return Err(FsopError::SourceNotFound {
-                    path: absolute(&full),
-                });
+            if !info.is_dir() {
+                return Err(not_found());
             }
-            let sub = rustix::fs::openat(&src_dir, &name, DIR_NOFOLLOW, RawMode::empty())
-                .map_err(|e| FsopError::io("open directory", &shown, e))?;
-            dst_dir = parent_dir(&dst_dir, &name, &st, &sub, copier, &mut created)?;
-            src_dir = sub;
+            let sub = node.open_dir()?;
+            dst_dir = parent_dir(&dst_dir, &name, &info, &sub, copier, &mut created)?;
+            src_dir = Rc::new(sub);
             state = next_state;
         }
     }
     Copier::restore_dir_times(&created)
 }
 
-/// The directory `name` in `dst`, created with the metadata of the source directory `st` (found
+/// The directory `name` in `dst`, created with the metadata of the source directory `info` (open
 /// as `src`) if missing; times are set later, once it is filled.
 fn parent_dir(
     dst: &DstDir,
     name: &CString,
-    st: &rustix::fs::Stat,
+    info: &Info,
     src: &OwnedFd,
     copier: &Copier<'_>,
-    created: &mut Vec<(DstDir, CString, rustix::fs::Stat)>,
+    created: &mut Vec<(DstDir, CString, Info)>,
 ) -> Result<DstDir, FsopError> {
     let path = join(&dst.path, name);
     match lstat_at(&dst.fd.as_fd(), name).map_err(|e| FsopError::io("stat", &path, e))? {
@@ -337,11 +364,11 @@ fn parent_dir(
                     dst.fd.as_fd(),
                     name,
                     Some(fd.as_fd()),
-                    st,
-                    Some((src.as_fd(), c".")),
+                    info,
+                    &read_xattrs(src.as_fd(), c"."),
                 )
                 .map_err(|e| FsopError::io("set metadata of", &path, e))?;
-            created.push((dst.clone(), name.clone(), *st));
+            created.push((dst.clone(), name.clone(), *info));
             return Ok(DstDir::new(fd, path));
         }
     }

@@ -109,6 +109,10 @@ pub enum FsopError {
         #[source]
         source: io::Error,
     },
+    /// Selecting or reading the build context failed: a source names nothing the build may see, or
+    /// a file changed since the context was walked.
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
     /// An ADD URL could not be fetched.
     #[error("failed to fetch {url}")]
     Fetch {

@@ -9,8 +9,12 @@
 //! directory file descriptors with `*at` calls that never follow the entry they act on, so a symlink
 //! swapped in during a copy cannot redirect it.
 //!
-//! - [`copy`] runs one `COPY`/local `ADD` described by a [`CopySpec`]: wildcards, directory contents,
-//!   `--chown` ([`Ownership`]), `--chmod` ([`Mode`]), `--exclude`, `--parents`, archive extraction.
+//! - [`ContextCopy`] runs one `COPY`/local `ADD` from the build context: it copies exactly what the
+//!   context's selections hold (what `.dockerignore` and `--exclude` leave, and what the cache key
+//!   hashes), never the context directory as such.
+//! - [`copy`] runs one `COPY --from`/`ADD` described by a [`CopySpec`] from a directory (a stage's
+//!   or image's rootfs): wildcards, directory contents, `--chown` ([`Ownership`]), `--chmod`
+//!   ([`Mode`]), `--exclude`, `--parents`, archive extraction.
 //! - [`write_inline`] writes heredoc sources (`COPY <<EOF /dest`).
 //! - [`fetch`] downloads an `ADD <url>` source; [`copy_url`] downloads and copies it in one go.
 //! - [`mkdir_p`] creates `WORKDIR`.
@@ -19,29 +23,38 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kiln_builder::fsop::{self, CopySpec, Mode, Owner, Ownership};
+//! use kiln_builder::context::Context;
+//! use kiln_builder::fsop::{self, ContextCopy, CopySpec, Mode, Owner, Ownership};
 //!
-//! let context = tempfile::tempdir()?;
-//! std::fs::create_dir(context.path().join("src"))?;
-//! std::fs::write(context.path().join("src/main.py"), "print('hi')\n")?;
+//! let dir = tempfile::tempdir()?;
+//! std::fs::create_dir(dir.path().join("src"))?;
+//! std::fs::write(dir.path().join("src/main.py"), "print('hi')\n")?;
+//! let context = Context::builder(dir.path()).open()?;
 //! let rootfs = tempfile::tempdir()?;
 //!
 //! // COPY --chown=1000:1000 --chmod=u+x src /app/
 //! let mut spec = CopySpec::new(["src"], "/app/");
 //! spec.ownership = Ownership::context(Some(Owner::new(1000, 1000)));
 //! spec.chmod = Some(Mode::parse("u+x")?);
-//! let report = fsop::copy(context.path(), rootfs.path(), &spec)?;
+//! let report = ContextCopy::select(&context, &spec)?.copy(rootfs.path())?;
 //! assert_eq!(report.files, 1);
 //! assert_eq!(std::fs::read_to_string(rootfs.path().join("app/main.py"))?, "print('hi')\n");
+//!
+//! // COPY --from=<that stage> /app/main.py /srv/
+//! let next = tempfile::tempdir()?;
+//! let mut spec = CopySpec::new(["/app/main.py"], "/srv/");
+//! spec.ownership = Ownership::from_stage(None);
+//! fsop::copy(rootfs.path(), next.path(), &spec)?;
+//! assert!(next.path().join("srv/main.py").exists());
 //! # Ok(())
 //! # }
 //! ```
 
 mod archive;
+mod context;
 mod copy;
 mod error;
 mod fetch;
-mod glob;
 mod meta;
 mod mode;
 mod source;
@@ -50,6 +63,7 @@ mod tree;
 
 use std::path::Path;
 
+pub use context::ContextCopy;
 pub use error::FsopError;
 pub use fetch::{Fetched, fetch};
 pub use mode::{Mode, ModeError};
@@ -58,9 +72,12 @@ pub use spec::{Archives, CopyReport, CopySpec, Owner, Ownership};
 use crate::fsroot::Root;
 use copy::Wildcards;
 
-/// Copies `spec.sources` from `src_root` to `spec.dest` in `dst_root` (see [`CopySpec`] for the
-/// rules). On error, what was already copied stays: the caller works in an active snapshot it
-/// discards.
+/// Copies `spec.sources` from the directory `src_root` (a stage's or image's rootfs) to `spec.dest`
+/// in `dst_root` (see [`CopySpec`] for the rules). On error, what was already copied stays: the
+/// caller works in an active snapshot it discards.
+///
+/// `src_root` is taken as it is on disk: for the build context, whose `.dockerignore` must hide
+/// files, use [`ContextCopy`].
 pub fn copy(src_root: &Path, dst_root: &Path, spec: &CopySpec) -> Result<CopyReport, FsopError> {
     copy::run(src_root, dst_root, spec, Wildcards::Allowed)
 }

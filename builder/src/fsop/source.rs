@@ -4,29 +4,138 @@
 //! entry itself followed when it is a symlink and the copy says so, always inside the root.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 
-use rustix::fs::{Mode as RawMode, Stat};
+use rustix::fs::{FileType, Mode as RawMode, OFlags};
 
 use crate::fsroot::{DIR_NOFOLLOW, DirFd, Location, ResolveError, Root, is_dir, list, lstat_at};
+use crate::glob::{Glob, has_wildcards};
 
 use super::FsopError;
-use super::glob::{PathGlob, has_wildcards};
+use super::meta::{Info, Xattrs, read_xattrs};
+use super::tree::{SourceTree, join};
 
-/// Where a resolved source is.
-pub(super) enum SourceAt {
-    /// `name` in the directory `parent`.
-    Entry { parent: OwnedFd, name: CString },
-    /// A directory reached with no name of its own (the source root itself).
-    Dir(OwnedFd),
+/// A directory on disk as a copy's source (another stage's or an image's rootfs, or a staging
+/// directory): every read is relative to a directory fd and never follows the entry it reads.
+pub(super) struct DirTree;
+
+/// An entry of a [`DirTree`]: `name` in the directory `parent`, as `lstat` saw it.
+pub(super) struct DirNode {
+    parent: Rc<OwnedFd>,
+    name: CString,
+    info: Info,
+    /// In-root path, for messages.
+    path: String,
+}
+
+impl DirNode {
+    /// `name` in `parent`, if it (still) exists.
+    pub(super) fn at(parent: Rc<OwnedFd>, name: CString, path: String) -> Result<Option<DirNode>, FsopError> {
+        let Some(st) = lstat_at(&*parent, &name).map_err(|e| FsopError::io("stat", &path, e))? else {
+            return Ok(None);
+        };
+        Ok(Some(DirNode {
+            parent,
+            name,
+            info: Info::from_stat(&st),
+            path,
+        }))
+    }
+
+    /// A directory known by its fd only (the source root, a `--parents` pivot).
+    pub(super) fn dir(fd: OwnedFd, path: String) -> Result<DirNode, FsopError> {
+        let st = rustix::fs::fstat(&fd).map_err(|e| FsopError::io("stat", &path, e))?;
+        Ok(DirNode {
+            parent: Rc::new(fd),
+            name: c".".to_owned(),
+            info: Info::from_stat(&st),
+            path,
+        })
+    }
+
+    pub(super) fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// An fd of the directory this node is.
+    pub(super) fn open_dir(&self) -> Result<OwnedFd, FsopError> {
+        rustix::fs::openat(&*self.parent, &self.name, DIR_NOFOLLOW, RawMode::empty())
+            .map_err(|e| FsopError::io("open directory", &self.path, e))
+    }
+}
+
+impl SourceTree for DirTree {
+    type Node = DirNode;
+
+    fn info(&self, node: &DirNode) -> Info {
+        node.info
+    }
+
+    fn path(&self, node: &DirNode) -> String {
+        node.path.clone()
+    }
+
+    fn children(&self, dir: &DirNode) -> Result<Vec<(CString, DirNode)>, FsopError> {
+        let fd = Rc::new(dir.open_dir()?);
+        let mut out = Vec::new();
+        for name in list(&*fd).map_err(|e| FsopError::io("read directory", &dir.path, e))? {
+            let path = join(&dir.path, &name);
+            // Gone since the listing: not part of the copy.
+            if let Some(node) = DirNode::at(Rc::clone(&fd), name.clone(), path)? {
+                out.push((name, node));
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_file(&self, node: &DirNode) -> Result<File, FsopError> {
+        let fd = rustix::fs::openat(
+            &*node.parent,
+            &node.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            RawMode::empty(),
+        )
+        .map_err(|e| FsopError::io("open", &node.path, e))?;
+        // What was opened must be what was looked at: a swap in between is refused, not followed.
+        let st = Info::from_stat(&rustix::fs::fstat(&fd).map_err(|e| FsopError::io("stat", &node.path, e))?);
+        if (st.dev, st.ino) != (node.info.dev, node.info.ino) || st.file_type() != FileType::RegularFile {
+            return Err(changed(&node.path));
+        }
+        Ok(File::from(fd))
+    }
+
+    fn check_read(&self, node: &DirNode, file: &File, bytes: u64) -> Result<(), FsopError> {
+        let st = rustix::fs::fstat(file).map_err(|e| FsopError::io("stat", &node.path, e))?;
+        if Info::from_stat(&st).size != bytes {
+            return Err(changed(&node.path));
+        }
+        Ok(())
+    }
+
+    fn read_link(&self, node: &DirNode) -> Result<Vec<u8>, FsopError> {
+        rustix::fs::readlinkat(&*node.parent, &node.name, Vec::new())
+            .map(CString::into_bytes)
+            .map_err(|e| FsopError::io("read link", &node.path, e))
+    }
+
+    fn xattrs(&self, node: &DirNode) -> Result<Xattrs, FsopError> {
+        Ok(read_xattrs(node.parent.as_fd(), &node.name))
+    }
+}
+
+fn changed(path: &str) -> FsopError {
+    FsopError::io(
+        "copy",
+        path,
+        std::io::Error::other("source changed during the copy"),
+    )
 }
 
 /// One resolved source entry.
 pub(super) struct Source {
-    pub(super) at: SourceAt,
-    pub(super) st: Stat,
-    /// In-root path, for messages.
-    pub(super) path: String,
+    pub(super) node: DirNode,
     /// The name the entry takes inside a directory destination: the last component of the source as
     /// written or matched (a followed symlink keeps its own name).
     pub(super) base: CString,
@@ -37,20 +146,7 @@ pub(super) struct Source {
 
 impl Source {
     pub(super) fn is_dir(&self) -> bool {
-        is_dir(&self.st)
-    }
-
-    /// An fd of the source directory (only for directories).
-    pub(super) fn open_dir(&self) -> Result<OwnedFd, FsopError> {
-        match &self.at {
-            SourceAt::Dir(fd) => fd
-                .try_clone()
-                .map_err(|e| FsopError::io("open directory", &self.path, e)),
-            SourceAt::Entry { parent, name } => {
-                rustix::fs::openat(parent, name, DIR_NOFOLLOW, RawMode::empty())
-                    .map_err(|e| FsopError::io("open directory", &self.path, e))
-            }
-        }
+        self.node.info.is_dir()
     }
 }
 
@@ -92,9 +188,10 @@ pub(super) fn resolve(
         return Ok(vec![named(root, &components, follow)?]);
     };
     let (base, pattern) = components.split_at(first_wild);
-    let glob = PathGlob::new(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
-        pattern: source.to_owned(),
-    })?;
+    let glob =
+        Glob::from_components(pattern.iter().map(String::as_str)).map_err(|_| FsopError::BadPattern {
+            pattern: source.to_owned(),
+        })?;
     let mut found = Vec::new();
     if let Some(dir) = base_dir(root, base, follow)? {
         find_matches(&dir, &glob, &mut Vec::new(), &mut found, &absolute(base))?;
@@ -138,7 +235,7 @@ fn base_dir(root: &Root, base: &[String], follow: bool) -> Result<Option<OwnedFd
 }
 
 /// The paths below `dir` whose components match `glob`, in name order.
-pub(super) fn matches_in(dir: &OwnedFd, glob: &PathGlob, shown: &str) -> Result<Vec<Vec<String>>, FsopError> {
+pub(super) fn matches_in(dir: &OwnedFd, glob: &Glob, shown: &str) -> Result<Vec<Vec<String>>, FsopError> {
     let mut found = Vec::new();
     find_matches(dir, glob, &mut Vec::new(), &mut found, shown)?;
     Ok(found)
@@ -148,7 +245,7 @@ pub(super) fn matches_in(dir: &OwnedFd, glob: &PathGlob, shown: &str) -> Result<
 /// match are not entered, symlinks are never entered).
 fn find_matches(
     dir: &OwnedFd,
-    glob: &PathGlob,
+    glob: &Glob,
     prefix: &mut Vec<String>,
     found: &mut Vec<Vec<String>>,
     shown: &str,
@@ -191,26 +288,20 @@ fn named(root: &Root, components: &[String], follow: bool) -> Result<Source, Fso
         Err(ResolveError::NotFound { .. } | ResolveError::NotADirectory { .. }) => return Err(not_found()),
         Err(e) => return Err(resolve_error(&path, e)),
     };
-    let (at, st) = match location {
+    let node = match location {
         Location::Dir(fd) => {
             let fd = fd
                 .into_owned()
                 .map_err(|e| FsopError::io("open directory", &path, e))?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| FsopError::io("stat", &path, e))?;
-            (SourceAt::Dir(fd), st)
+            DirNode::dir(fd, path.clone())?
         }
         Location::Entry { parent, name, .. } => {
-            let st = lstat_at(&parent.as_fd(), &name)
-                .map_err(|e| FsopError::io("stat", &path, e))?
-                .ok_or_else(not_found)?;
             let parent = DirFd::into_owned(parent).map_err(|e| FsopError::io("open directory", &path, e))?;
-            (SourceAt::Entry { parent, name }, st)
+            DirNode::at(Rc::new(parent), name, path.clone())?.ok_or_else(not_found)?
         }
     };
     Ok(Source {
-        at,
-        st,
-        path,
+        node,
         base,
         matched: None,
     })

@@ -1,8 +1,13 @@
 //! Copying entries and trees between two roots with `cp -a` semantics, the way fsutil's copier does:
 //! directories merge into existing ones, files and symlinks replace what is there (never a
 //! directory), symlinks are copied as symlinks, hardlinks within one copy stay hardlinks, device
-//! nodes are recreated, FIFOs and sockets are skipped. Every call is relative to a directory fd on
-//! both sides and never follows the entry it acts on.
+//! nodes are recreated, FIFOs and sockets are skipped. The destination side is a directory fd and a
+//! name, and no call follows the entry it acts on.
+//!
+//! The source side is a [`SourceTree`]: what the copier reads entries from. Two kinds exist, and the
+//! copier treats them alike: a directory on disk (`source::DirTree`, for stages and images: every
+//! read relative to a directory fd) and the entries a build context selection holds
+//! (`context::SelectionTree`: what `.dockerignore` and `--exclude` left, read through the context).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -11,19 +16,41 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
-use rustix::fs::{AtFlags, FileType, Mode as RawMode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode as RawMode, OFlags};
 
-use crate::fsroot::{DIR_NOFOLLOW, is_dir, list, lstat_at};
+use crate::fsroot::{DIR_NOFOLLOW, is_dir, lstat_at};
 
-use super::meta::{Metadata, set_times};
+use super::meta::{Info, Metadata, Xattrs, set_times};
 use super::{CopyReport, FsopError, Owner};
 
-/// A source entry: `name` in the directory `dir`, as `st` describes it. `path` is for messages.
-pub(super) struct SrcEntry<'a> {
-    pub(super) dir: BorrowedFd<'a>,
-    pub(super) name: &'a CStr,
-    pub(super) st: Stat,
-    pub(super) path: String,
+/// Where a copy reads from. A *node* is one entry of the tree; the copier asks what it is, what a
+/// directory holds, and for the bytes, link target and attributes of the others.
+pub(super) trait SourceTree {
+    /// One entry.
+    type Node;
+
+    /// Its `lstat` data.
+    fn info(&self, node: &Self::Node) -> Info;
+
+    /// Its path, for messages.
+    fn path(&self, node: &Self::Node) -> String;
+
+    /// The entries of a directory, with their names, in name order.
+    fn children(&self, dir: &Self::Node) -> Result<Vec<(CString, Self::Node)>, FsopError>;
+
+    /// Opens a regular file for reading: the very file [`info`](SourceTree::info) describes, or an
+    /// error.
+    fn open_file(&self, node: &Self::Node) -> Result<File, FsopError>;
+
+    /// Checks, once `bytes` were read from `file` (opened by [`open_file`](SourceTree::open_file)),
+    /// that they are the whole of the version [`info`](SourceTree::info) describes.
+    fn check_read(&self, node: &Self::Node, file: &File, bytes: u64) -> Result<(), FsopError>;
+
+    /// A symlink's target.
+    fn read_link(&self, node: &Self::Node) -> Result<Vec<u8>, FsopError>;
+
+    /// Extended attributes to give the copy.
+    fn xattrs(&self, node: &Self::Node) -> Result<Xattrs, FsopError>;
 }
 
 /// A destination directory: its fd (shared, so hardlink records can keep it) and in-root path.
@@ -51,6 +78,7 @@ pub(super) struct Copier<'a> {
     pub(super) meta: Metadata<'a>,
     /// `--chown`: owner of the directories the copy creates on its own, and of extracted entries.
     chown: Option<Owner>,
+    /// `--exclude`, when the source tree does not apply it itself.
     pub(super) excludes: Option<&'a Patterns>,
     /// Files with several links already written: (dev, ino) -> where.
     links: HashMap<(u64, u64), (Rc<OwnedFd>, CString)>,
@@ -81,9 +109,11 @@ impl<'a> Copier<'a> {
     /// Copies `src` to `name` in `dst`. `rel` is the entry's path relative to the copy's source (for
     /// excludes of what is below it), `state` its exclude state. At the `top` of a copy an existing
     /// directory keeps its own metadata; below it, it takes the source's.
-    pub(super) fn copy_entry(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn copy_entry<T: SourceTree>(
         &mut self,
-        src: &SrcEntry<'_>,
+        tree: &T,
+        src: &T::Node,
         dst: &DstDir,
         name: &CStr,
         rel: &str,
@@ -91,16 +121,16 @@ impl<'a> Copier<'a> {
         top: bool,
     ) -> Result<(), FsopError> {
         let dst_path = dst.child_path(name);
-        match FileType::from_raw_mode(src.st.st_mode) {
-            FileType::Directory => self.copy_dir(src, dst, name, &dst_path, rel, state, top),
-            FileType::RegularFile => self.copy_file(src, dst, name, &dst_path),
+        let info = tree.info(src);
+        match info.file_type() {
+            FileType::Directory => self.copy_dir(tree, src, &info, dst, name, rel, state, top),
+            FileType::RegularFile => self.copy_file(tree, src, &info, dst, name),
             FileType::Symlink => {
+                let target = tree.read_link(src)?;
                 clear_target(dst.fd.as_fd(), name, &dst_path)?;
-                let target = rustix::fs::readlinkat(src.dir, src.name, Vec::new())
-                    .map_err(|e| FsopError::io("read link", &src.path, e))?;
                 rustix::fs::symlinkat(&*target, dst.fd.as_fd(), name)
                     .map_err(|e| FsopError::io("create symlink", &dst_path, e))?;
-                self.finish(src, dst, name, None, &dst_path)?;
+                self.finish(tree, src, &info, dst, name, None)?;
                 self.report.symlinks += 1;
                 Ok(())
             }
@@ -110,11 +140,11 @@ impl<'a> Copier<'a> {
                     dst.fd.as_fd(),
                     name,
                     file_type,
-                    RawMode::from_raw_mode(src.st.st_mode & 0o7777),
-                    src.st.st_rdev,
+                    RawMode::from_raw_mode(info.mode & 0o7777),
+                    info.rdev,
                 )
                 .map_err(|e| FsopError::io("create device", &dst_path, e))?;
-                self.finish(src, dst, name, None, &dst_path)?;
+                self.finish(tree, src, &info, dst, name, None)?;
                 self.report.specials += 1;
                 Ok(())
             }
@@ -123,90 +153,72 @@ impl<'a> Copier<'a> {
         }
     }
 
-    fn finish(
+    /// Gives `name` in `dst` the metadata of `src` (through `fd` when it is open).
+    fn finish<T: SourceTree>(
         &self,
-        src: &SrcEntry<'_>,
+        tree: &T,
+        src: &T::Node,
+        info: &Info,
         dst: &DstDir,
         name: &CStr,
         fd: Option<BorrowedFd<'_>>,
-        dst_path: &str,
     ) -> Result<(), FsopError> {
+        let xattrs = tree.xattrs(src)?;
         self.meta
-            .apply(dst.fd.as_fd(), name, fd, &src.st, Some((src.dir, src.name)))
-            .map_err(|e| FsopError::io("set metadata of", dst_path, e))
+            .apply(dst.fd.as_fd(), name, fd, info, &xattrs)
+            .map_err(|e| FsopError::io("set metadata of", &dst.child_path(name), e))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn copy_dir(
+    fn copy_dir<T: SourceTree>(
         &mut self,
-        src: &SrcEntry<'_>,
+        tree: &T,
+        src: &T::Node,
+        info: &Info,
         dst: &DstDir,
         name: &CStr,
-        dst_path: &str,
         rel: &str,
         state: &MatchState,
         top: bool,
     ) -> Result<(), FsopError> {
-        let created = match lstat_at(&dst.fd.as_fd(), name).map_err(|e| FsopError::io("stat", dst_path, e))? {
-            None => {
-                // Owner-only until the metadata is set, once the contents are in.
-                rustix::fs::mkdirat(dst.fd.as_fd(), name, RawMode::from_raw_mode(0o700))
-                    .map_err(|e| FsopError::io("create directory", dst_path, e))?;
-                true
-            }
-            Some(st) if is_dir(&st) => false,
-            Some(_) => {
-                return Err(FsopError::CopyToNonDirectory {
-                    path: dst_path.to_owned(),
-                });
-            }
-        };
+        let dst_path = dst.child_path(name);
+        let created =
+            match lstat_at(&dst.fd.as_fd(), name).map_err(|e| FsopError::io("stat", &dst_path, e))? {
+                None => {
+                    // Owner-only until the metadata is set, once the contents are in.
+                    rustix::fs::mkdirat(dst.fd.as_fd(), name, RawMode::from_raw_mode(0o700))
+                        .map_err(|e| FsopError::io("create directory", &dst_path, e))?;
+                    true
+                }
+                Some(st) if is_dir(&st) => false,
+                Some(_) => return Err(FsopError::CopyToNonDirectory { path: dst_path }),
+            };
         let dst_fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_NOFOLLOW, RawMode::empty())
-            .map_err(|e| FsopError::io("open directory", dst_path, e))?;
-        let src_fd = rustix::fs::openat(src.dir, src.name, DIR_NOFOLLOW, RawMode::empty())
-            .map_err(|e| FsopError::io("open directory", &src.path, e))?;
-        let child_dst = DstDir::new(dst_fd, dst_path.to_owned());
-        self.copy_children(&src_fd, &src.path, &child_dst, rel, state)?;
+            .map_err(|e| FsopError::io("open directory", &dst_path, e))?;
+        let child_dst = DstDir::new(dst_fd, dst_path);
+        self.copy_children(tree, src, &child_dst, rel, state)?;
         if created || !top {
-            self.meta
-                .apply(
-                    dst.fd.as_fd(),
-                    name,
-                    Some(child_dst.fd.as_fd()),
-                    &src.st,
-                    Some((src.dir, src.name)),
-                )
-                .map_err(|e| FsopError::io("set metadata of", dst_path, e))?;
+            self.finish(tree, src, info, dst, name, Some(child_dst.fd.as_fd()))?;
             self.report.dirs += 1;
         }
         Ok(())
     }
 
-    /// Copies what the source directory `src_dir` holds into `dst`, leaving out excluded paths.
-    pub(super) fn copy_children(
+    /// Copies what the source directory `dir` holds into `dst`, leaving out excluded paths.
+    pub(super) fn copy_children<T: SourceTree>(
         &mut self,
-        src_dir: &OwnedFd,
-        src_path: &str,
+        tree: &T,
+        dir: &T::Node,
         dst: &DstDir,
         rel: &str,
         state: &MatchState,
     ) -> Result<(), FsopError> {
-        for name in list(src_dir).map_err(|e| FsopError::io("read directory", src_path, e))? {
-            let path = join(src_path, &name);
-            let Some(st) = lstat_at(src_dir, &name).map_err(|e| FsopError::io("stat", &path, e))? else {
-                continue; // Gone since the listing.
-            };
+        for (name, child) in tree.children(dir)? {
             let child_rel = join_rel(rel, &name);
-            let Some(child_state) = self.included(&child_rel, is_dir(&st), state) else {
+            let Some(child_state) = self.included(&child_rel, tree.info(&child).is_dir(), state) else {
                 continue;
             };
-            let entry = SrcEntry {
-                dir: src_dir.as_fd(),
-                name: &name,
-                st,
-                path,
-            };
-            self.copy_entry(&entry, dst, &name, &child_rel, &child_state, false)?;
+            self.copy_entry(tree, &child, dst, &name, &child_rel, &child_state, false)?;
         }
         Ok(())
     }
@@ -224,16 +236,18 @@ impl<'a> Copier<'a> {
         Some(verdict.state)
     }
 
-    fn copy_file(
+    fn copy_file<T: SourceTree>(
         &mut self,
-        src: &SrcEntry<'_>,
+        tree: &T,
+        src: &T::Node,
+        info: &Info,
         dst: &DstDir,
         name: &CStr,
-        dst_path: &str,
     ) -> Result<(), FsopError> {
-        clear_target(dst.fd.as_fd(), name, dst_path)?;
-        let key = (src.st.st_dev, src.st.st_ino);
-        if src.st.st_nlink > 1 {
+        let dst_path = dst.child_path(name);
+        clear_target(dst.fd.as_fd(), name, &dst_path)?;
+        let key = (info.dev, info.ino);
+        if info.nlink > 1 {
             if let Some((link_dir, link_name)) = self.links.get(&key) {
                 rustix::fs::linkat(
                     link_dir.as_fd(),
@@ -242,48 +256,27 @@ impl<'a> Copier<'a> {
                     name,
                     AtFlags::empty(),
                 )
-                .map_err(|e| FsopError::io("create hard link", dst_path, e))?;
-                self.finish(src, dst, name, None, dst_path)?;
+                .map_err(|e| FsopError::io("create hard link", &dst_path, e))?;
+                self.finish(tree, src, info, dst, name, None)?;
                 self.report.hardlinks += 1;
                 return Ok(());
             }
         }
-        let src_fd = rustix::fs::openat(
-            src.dir,
-            src.name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            RawMode::empty(),
-        )
-        .map_err(|e| FsopError::io("open", &src.path, e))?;
-        // What was opened must be what was looked at: a swap in between is refused, not followed.
-        let st = rustix::fs::fstat(&src_fd).map_err(|e| FsopError::io("stat", &src.path, e))?;
-        if (st.st_dev, st.st_ino) != key || FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(FsopError::io(
-                "copy",
-                &src.path,
-                std::io::Error::other("source changed during the copy"),
-            ));
-        }
+        let from = tree.open_file(src)?;
         let dst_fd = rustix::fs::openat(
             dst.fd.as_fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             RawMode::from_raw_mode(0o600),
         )
-        .map_err(|e| FsopError::io("create", dst_path, e))?;
-        let (mut from, mut to) = (File::from(src_fd), File::from(dst_fd));
+        .map_err(|e| FsopError::io("create", &dst_path, e))?;
+        let mut to = File::from(dst_fd);
         // std's copy uses copy_file_range (reflinks where the filesystem can) and falls back itself.
-        let bytes = std::io::copy(&mut from, &mut to).map_err(|e| FsopError::io("copy", &src.path, e))?;
-        self.meta
-            .apply(
-                dst.fd.as_fd(),
-                name,
-                Some(to.as_fd()),
-                &st,
-                Some((src.dir, src.name)),
-            )
-            .map_err(|e| FsopError::io("set metadata of", dst_path, e))?;
-        if st.st_nlink > 1 {
+        let bytes =
+            std::io::copy(&mut &from, &mut to).map_err(|e| FsopError::io("copy", &tree.path(src), e))?;
+        tree.check_read(src, &from, bytes)?;
+        self.finish(tree, src, info, dst, name, Some(to.as_fd()))?;
+        if info.nlink > 1 {
             self.links.insert(key, (Rc::clone(&dst.fd), name.to_owned()));
         }
         self.report.files += 1;
@@ -292,9 +285,9 @@ impl<'a> Copier<'a> {
     }
 
     /// Sets the times of directories created for `--parents` once their contents are in.
-    pub(super) fn restore_dir_times(dirs: &[(DstDir, CString, Stat)]) -> Result<(), FsopError> {
-        for (parent, name, st) in dirs.iter().rev() {
-            set_times(parent.fd.as_fd(), name, st)
+    pub(super) fn restore_dir_times(dirs: &[(DstDir, CString, Info)]) -> Result<(), FsopError> {
+        for (parent, name, info) in dirs.iter().rev() {
+            set_times(parent.fd.as_fd(), name, info)
                 .map_err(|e| FsopError::io("set times of", &parent.child_path(name), e))?;
         }
         Ok(())

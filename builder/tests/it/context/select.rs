@@ -288,3 +288,92 @@ fn a_directory_swapped_for_a_symlink_after_the_walk_is_not_followed() {
     let error = context.open_file(entry).unwrap_err();
     assert!(matches!(error, ContextError::Read { .. }), "{error}");
 }
+
+#[test]
+fn a_wildcard_match_is_itself_subject_to_excludes() {
+    let tree = Tree::new();
+    tree.file("home.txt", "")
+        .file("house.md", "")
+        .file("hound/a.txt", "");
+    let context = tree.context();
+    let source = Source::new("ho*").exclude(Patterns::new(["*.txt"]).unwrap());
+    let matched: Vec<_> = context
+        .select(&source)
+        .unwrap()
+        .matches()
+        .iter()
+        .map(|m| m.path().to_str().unwrap().to_owned())
+        .collect();
+    // `hound/a.txt` is inside a match, relative to it `a.txt`: excluded there too.
+    assert_eq!(matched, ["hound", "house.md"]);
+    // Everything matched was excluded: an empty selection, not a missing source.
+    let all = Source::new("hom*").exclude(Patterns::new(["*"]).unwrap());
+    assert!(context.select(&all).unwrap().matches().is_empty());
+}
+
+#[test]
+fn a_symlink_source_can_be_selected_as_itself() {
+    let tree = Tree::new();
+    tree.file("target", "t").symlink("link", "target");
+    let context = tree.context();
+    let selection = context
+        .select(&Source::new("link").follow_symlinks(false))
+        .unwrap();
+    assert_eq!(
+        selection.matches()[0].root().kind(),
+        &EntryKind::Symlink("target".into())
+    );
+    let followed = context.select(&Source::new("link")).unwrap();
+    assert_eq!(followed.matches()[0].root().kind(), &EntryKind::File);
+}
+
+#[test]
+fn parents_select_the_paths_below_the_pivot_with_their_directories() {
+    let tree = Tree::new();
+    tree.file("x/a.txt", "")
+        .file("x/b.md", "")
+        .file("y/a.txt", "")
+        .file("deep/p/q/c.txt", "")
+        .file("deep/p/other", "")
+        .symlink("alias", "x");
+    let context = tree.context();
+    let select = |path: &str| context.select(&Source::new(path).parents(true));
+    assert_eq!(
+        shape(&select("*/a.txt").unwrap()),
+        [(
+            String::new(),
+            vec![
+                String::new(),
+                "x".into(),
+                "x/a.txt".into(),
+                "y".into(),
+                "y/a.txt".into()
+            ]
+        )]
+    );
+    assert_eq!(
+        shape(&select("deep/./p/q").unwrap()),
+        [(
+            "deep".to_owned(),
+            vec![String::new(), "p".into(), "p/q".into(), "p/q/c.txt".into()]
+        )]
+    );
+    // Below the pivot nothing is followed: through a symlink the path does not exist.
+    let error = select("alias/a.txt").unwrap_err();
+    assert!(
+        error.to_string().ends_with("\"/alias/a.txt\": not found"),
+        "{error}"
+    );
+    // Excludes are relative to the pivot.
+    let excluded = context
+        .select(
+            &Source::new("./x")
+                .parents(true)
+                .exclude(Patterns::new(["x/*.md"]).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(
+        shape(&excluded),
+        [(String::new(), vec![String::new(), "x".into(), "x/a.txt".into()])]
+    );
+}

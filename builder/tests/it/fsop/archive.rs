@@ -62,7 +62,7 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-fn sample() -> Vec<u8> {
+pub(super) fn sample() -> Vec<u8> {
     tar_of(&[
         E::Dir("pkg/", 0o750),
         E::File("pkg/bin/tool", "#!/bin/sh\n", 0o755),
@@ -84,7 +84,7 @@ fn add(
     fx.copy(&spec)
 }
 
-fn compressed(kind: &str, tar: &[u8]) -> Vec<u8> {
+pub(super) fn compressed(kind: &str, tar: &[u8]) -> Vec<u8> {
     match kind {
         "tar" => tar.to_vec(),
         "gz" => {

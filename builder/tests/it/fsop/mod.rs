@@ -2,6 +2,8 @@
 //! The tests run as root (ownership is checked for real).
 
 mod archive;
+mod context;
+mod context_key;
 mod copy;
 mod heredoc;
 mod security;
