@@ -15,7 +15,7 @@ use kiln_builder::reference::ImageRef;
 use kiln_builder::solver::{BuildError, BuildRequest, Builder, Network, Output};
 
 use crate::Global;
-use crate::progress::{self, Printer};
+use crate::progress::vertices::{self as progress, Printer};
 
 /// `kiln build [OPTIONS] CONTEXT`
 #[derive(Debug, clap::Args)]

@@ -13,8 +13,12 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod login;
 mod progress;
 mod prune;
+mod pull;
+mod push;
+mod remote;
 mod rmi;
 mod save;
 mod system;
@@ -79,6 +83,14 @@ enum Command {
     Load(load::Args),
     /// Import the contents from a tarball to create a filesystem image.
     Import(import::Args),
+    /// Download an image from a registry.
+    Pull(pull::Args),
+    /// Upload an image to a registry.
+    Push(push::Args),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
     /// Manage kiln: disk usage.
     #[command(subcommand)]
     System(system::Command),
@@ -99,6 +111,10 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(&args, &cli.global),
         Command::Import(args) => import::run(&args, &cli.global),
         Command::System(cmd) => system::run(&cmd, &cli.global),
+        Command::Pull(args) => pull::run(&args, &cli.global),
+        Command::Push(args) => push::run(&args, &cli.global),
+        Command::Login(args) => login::login(&args),
+        Command::Logout(args) => login::logout(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,4 +8,6 @@ mod build_stages;
 mod debug_ast;
 mod debug_context;
 mod images;
+mod login;
+mod pull_push;
 mod support;

@@ -212,3 +212,146 @@ impl Root {
             .collect()
     }
 }
+
+/// A throwaway registry: Debian's `docker-registry serve` on a free loopback port, its storage
+/// in a temp dir; killed on drop. (The same idea as kiln-builder's registry test support.)
+pub(crate) struct Registry {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The user of registries started with [`Registry::with_basic_auth`].
+pub(crate) const REGISTRY_USER: &str = "kiln";
+/// That user's password.
+pub(crate) const REGISTRY_PASSWORD: &str = "s3cret-pass";
+
+impl Registry {
+    /// A registry without authentication.
+    pub(crate) fn start() -> Registry {
+        Registry::spawn("plain.yml", None)
+    }
+
+    /// A registry that requires HTTP Basic auth as [`REGISTRY_USER`] / [`REGISTRY_PASSWORD`].
+    pub(crate) fn with_basic_auth() -> Registry {
+        let hash = bcrypt::hash(REGISTRY_PASSWORD, 4).unwrap();
+        Registry::spawn("htpasswd.yml", Some(format!("{REGISTRY_USER}:{hash}\n")))
+    }
+
+    fn spawn(config: &str, htpasswd: Option<String>) -> Registry {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        // Bind-and-release finds a free port; the registry takes it a moment later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/registry")
+            .join(config);
+        let mut command = Command::new("docker-registry");
+        command
+            .arg("serve")
+            .arg(config)
+            .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                dir.path().join("storage"),
+            );
+        if let Some(htpasswd) = htpasswd {
+            std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+            command.env("REGISTRY_AUTH_HTPASSWD_PATH", dir.path().join("htpasswd"));
+        }
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed (.ci/apt-packages)");
+        let mut registry = Registry { child, port, dir };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("docker-registry exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// What the registry logged (errors only).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:<port>`, the registry's domain in image names.
+    pub(crate) fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// An image name in this registry: `name("app:1")` is `127.0.0.1:<port>/app:1`.
+    pub(crate) fn name(&self, name: &str) -> String {
+        format!("{}/{name}", self.host())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs skopeo with `args`, panicking with its output if it fails; returns stdout.
+pub(crate) fn skopeo(args: &[&str]) -> String {
+    let output = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed (.ci/apt-packages)");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// What one kiln run printed.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// Whether it exited 0.
+    pub(crate) ok: bool,
+    /// Its stdout.
+    pub(crate) stdout: String,
+    /// Its stderr.
+    pub(crate) stderr: String,
+}
+
+impl Root {
+    /// Runs `kiln --root <root> args` with Docker's config in `docker_config` (so no test reads
+    /// or writes the user's logins), whatever its exit status.
+    pub(crate) fn run_with_config(&self, docker_config: &std::path::Path, args: &[&str]) -> Run {
+        let out = self
+            .kiln()
+            .env("DOCKER_CONFIG", docker_config)
+            .env_remove("NO_COLOR")
+            .args(args)
+            .output()
+            .unwrap();
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Progress of pulls and pushes, reported as events for the caller to render.
 
+use super::Descriptor;
 use crate::content::Digest;
 
 /// One step of a pull or push. Blob events name the blob by digest; a renderer keeps one line
@@ -17,6 +18,18 @@ pub enum Event<'a> {
         reference: &'a str,
         /// The digest of what it names.
         digest: &'a Digest,
+    },
+    /// An image manifest was read: its blobs move next. A pull reports it once the platform's
+    /// manifest is resolved, a push before the blobs of each manifest it pushes. Renderers use
+    /// it to lay out one line per layer, in order, and to tell the config blob (which Docker
+    /// does not show) from the layers.
+    Manifest {
+        /// The manifest.
+        digest: &'a Digest,
+        /// Its config blob.
+        config: &'a Digest,
+        /// Its layer blobs, base first.
+        layers: &'a [Descriptor],
     },
     /// A blob transfer starts.
     BlobStart {

@@ -86,7 +86,8 @@ impl Client {
                 let child_bytes = content.read(&child.digest)?;
                 let (_, child_document) =
                     manifest::parse(child.digest.as_str(), &child.media_type, &child_bytes)?;
-                self.push_blobs(content, &to, &child_document, reporter).await?;
+                self.push_blobs(content, &to, &child.digest, &child_document, reporter)
+                    .await?;
                 self.put_manifest(
                     &to,
                     child.digest.as_str(),
@@ -97,7 +98,8 @@ impl Client {
                 .await?;
             }
         } else {
-            self.push_blobs(content, &to, &document, reporter).await?;
+            self.push_blobs(content, &to, &target.digest, &document, reporter)
+                .await?;
         }
         let tag_or_digest = destination
             .tag()
@@ -116,12 +118,18 @@ impl Client {
         &self,
         content: &ContentStore,
         to: &Destination<'_>,
+        manifest: &Digest,
         document: &Document,
         reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let Document::Manifest { config, layers } = document else {
             return Ok(());
         };
+        reporter.report(Event::Manifest {
+            digest: manifest,
+            config: &config.digest,
+            layers,
+        });
         futures_util::stream::iter(layers.iter().chain([config]))
             .map(|blob| self.push_blob(content, to, blob, reporter))
             .buffer_unordered(self.inner.settings.concurrency)

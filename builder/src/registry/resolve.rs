@@ -75,6 +75,11 @@ impl Client {
                 media_type: manifest.media_type,
             });
         };
+        reporter.report(Event::Manifest {
+            digest: &manifest.digest,
+            config: &config.digest,
+            layers: &layers,
+        });
         Ok(Resolved {
             reference: reference.clone(),
             target,

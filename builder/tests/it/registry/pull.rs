@@ -76,6 +76,13 @@ async fn pull_by_tag_then_by_digest_of_an_image_skopeo_pushed() {
         "skopeo kept the manifest byte for byte"
     );
     assert_eq!(pulled.names, vec![reference.clone()]);
+    let layers: Vec<_> = built.layers.iter().map(|l| l.digest.clone()).collect();
+    assert!(
+        recorder
+            .events()
+            .contains(&Recorded::Manifest(built.config.digest.clone(), layers)),
+        "the manifest's blobs are announced before they move"
+    );
     assert_eq!(
         recorder.digests(|e| match e {
             Recorded::Done(d) => Some(d.clone()),

@@ -28,6 +28,12 @@ async fn push_then_pull_round_trips_and_skopeo_reads_it() {
         _ => None,
     });
     assert_eq!(uploaded, sorted(built.blobs()));
+    let layers: Vec<_> = built.layers.iter().map(|l| l.digest.clone()).collect();
+    assert_eq!(
+        recorder.events().first(),
+        Some(&Recorded::Manifest(built.config.digest.clone(), layers)),
+        "the manifest's blobs are announced before they move"
+    );
     assert!(recorder.events().contains(&Recorded::ManifestPushed(
         "v1".into(),
         built.target.digest.clone()

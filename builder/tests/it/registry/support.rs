@@ -330,6 +330,8 @@ pub(crate) enum Recorded {
     ManifestPushed(String, Digest),
     Resolving(String),
     Resolved(String, Digest),
+    /// A manifest's config and layers.
+    Manifest(Digest, Vec<Digest>),
 }
 
 impl Reporter for Recorder {
@@ -337,6 +339,9 @@ impl Reporter for Recorder {
         let recorded = match event {
             Event::Resolving { reference } => Recorded::Resolving(reference.to_owned()),
             Event::Resolved { reference, digest } => Recorded::Resolved(reference.to_owned(), digest.clone()),
+            Event::Manifest { config, layers, .. } => {
+                Recorded::Manifest(config.clone(), layers.iter().map(|l| l.digest.clone()).collect())
+            }
             Event::BlobStart { digest, .. } => Recorded::Start(digest.clone()),
             Event::BlobProgress { digest, done, .. } => Recorded::Progress(digest.clone(), done),
             Event::BlobDone { digest } => Recorded::Done(digest.clone()),

@@ -1,4 +1,4 @@
-//! Rendering a build's progress events: BuildKit's plain output, or one JSON event a line.
+//! A build's progress: BuildKit's vertex lines (`#5 [build 2/4] RUN make`), or one JSON event a line.
 
 use std::collections::HashMap;
 use std::io::Write;
