@@ -3,7 +3,9 @@
 mod archive;
 mod build_cache;
 mod build_call;
+mod build_copy;
 mod build_image;
+mod build_interrupt;
 mod build_stages;
 mod debug_ast;
 mod debug_context;
