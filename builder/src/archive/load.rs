@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::ArchiveError;
 use super::compress::decompress;
+use super::progress::Reporter;
 use super::layout::{
     ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ConfigRootfs, Descriptor, DockerManifestEntry, INDEX_JSON,
     Index, Kind, MANIFEST_JSON, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, Manifest,
@@ -43,9 +44,14 @@ pub struct Loaded {
 ///
 /// Every blob is digest-verified, and for Docker's uncompressed layers the diff_id is checked
 /// against the config; layers that arrive uncompressed outside an OCI layout are stored
-/// gzip-compressed. On any error nothing is stored.
-pub fn load(store: &ImageStore, input: impl Read + Send) -> Result<Vec<Loaded>, ArchiveError> {
-    let mut staged = Staged::read(store.content(), decompress(input)?)?;
+/// gzip-compressed. On any error nothing is stored. Each layer's bytes are reported to
+/// `reporter` as they are read and verified.
+pub fn load(
+    store: &ImageStore,
+    input: impl Read + Send,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Loaded>, ArchiveError> {
+    let mut staged = Staged::read(store.content(), decompress(input)?, reporter)?;
     let mut plans = if staged.has_file(INDEX_JSON) {
         let mut plans = plan_oci(&staged, store.content())?;
         if staged.has_file(MANIFEST_JSON) {
