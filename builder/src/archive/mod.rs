@@ -15,7 +15,7 @@
 //! - [`import`] turns a root filesystem tarball into a one-layer image, with `--change`
 //!   instructions applied to its config, as `docker import` does.
 //!
-//! Each reports its layers' bytes to a [`Reporter`] as [`Event`]s ([`NoProgress`] ignores them),
+//! [`save`] and [`load`] report their layers' bytes to a [`Reporter`] as [`Event`]s ([`NoProgress`] ignores them),
 //! for the caller to draw.
 //!
 //! An image without a name (a save by ID, an unnamed import) is stored under a dangling name
@@ -36,7 +36,7 @@
 //! let root = tempfile::tempdir()?;
 //! let store = ImageStore::open(root.path())?;
 //! let options = ImportOptions { changes: vec!["CMD [\"cat\", \"/hello\"]".into()], ..ImportOptions::default() };
-//! let image = archive::import(&store, &rootfs[..], &["hello:1".parse()?], &options, &NoProgress)?;
+//! let image = archive::import(&store, &rootfs[..], &["hello:1".parse()?], &options)?;
 //!
 //! // Save it, and load the archive into another store: same image ID.
 //! let request = SaveRequest { image: image.clone(), names: image.names.clone() };
