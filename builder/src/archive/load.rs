@@ -15,12 +15,12 @@ use serde::de::DeserializeOwned;
 
 use super::ArchiveError;
 use super::compress::decompress;
-use super::progress::Reporter;
 use super::layout::{
     ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ConfigRootfs, Descriptor, DockerManifestEntry, INDEX_JSON,
     Index, Kind, MANIFEST_JSON, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, Manifest,
     blob_digest, blob_path, kind_of, sniff_layer_media_type,
 };
+use super::progress::Reporter;
 use super::stage::{Found, Staged};
 use crate::content::{ContentStore, Digest};
 use crate::reference::ImageRef;

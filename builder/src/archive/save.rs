@@ -11,12 +11,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::ArchiveError;
-use super::progress::{Meter, Metered, Reporter};
 use super::layout::{
     ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, DockerManifestEntry, INDEX_JSON, Index,
     MANIFEST_JSON, MEDIA_TYPE_INDEX, Manifest, OCI_LAYOUT, REPOSITORIES, blob_path, manifest_media_type,
     oci_layout_json,
 };
+use super::progress::{Meter, Metered, Reporter};
 use crate::content::{BlobSource, Digest};
 use crate::reference::ImageRef;
 use crate::store::{Image, ImageStore, Lease};
@@ -79,7 +79,12 @@ pub fn save<W: Write>(
     for item in &saved {
         let blobs = std::iter::once((&item.descriptor.digest, None))
             .chain(std::iter::once((&item.manifest.config.digest, None)))
-            .chain(item.manifest.layers.iter().map(|layer| (&layer.digest, Some(reporter))));
+            .chain(
+                item.manifest
+                    .layers
+                    .iter()
+                    .map(|layer| (&layer.digest, Some(reporter))),
+            );
         for (digest, layer_reporter) in blobs {
             if written.insert(digest.clone()) {
                 append_blob(&mut tar, store, digest, layer_reporter)?;
@@ -216,11 +221,11 @@ fn append_blob<W: Write>(
         None => tar.append_data(&mut header, blob_path(digest), reader),
     };
     appended.map_err(|error| match super::content_error(error) {
-            // The reader verifies: a corrupt blob is the store's fault, not the output's.
-            Ok(source) => ArchiveError::Corrupt {
-                entry: blob_path(digest),
-                source,
-            },
-            Err(error) => ArchiveError::write(error),
-        })
+        // The reader verifies: a corrupt blob is the store's fault, not the output's.
+        Ok(source) => ArchiveError::Corrupt {
+            entry: blob_path(digest),
+            source,
+        },
+        Err(error) => ArchiveError::write(error),
+    })
 }

@@ -141,7 +141,9 @@ impl Staged {
             ingest
                 .flush()
                 .map_err(|e| ContentError::io("write ingest", &temp, e))?;
-            meter.map(Meter::done);
+            if let Some(meter) = meter {
+                meter.done();
+            }
             self.blobs.insert(digest, ingest);
         } else if is_metadata(path) {
             if size > METADATA_LIMIT {
@@ -172,7 +174,9 @@ impl Staged {
                 .flush()
                 .map_err(|e| ContentError::io("write ingest", &temp, e))?;
             let (digest, size) = (ingest.digest(), ingest.written());
-            meter.map(Meter::done);
+            if let Some(meter) = meter {
+                meter.done();
+            }
             self.layers.insert(
                 path.to_owned(),
                 StagedLayer {
