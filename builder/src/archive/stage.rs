@@ -373,17 +373,7 @@ fn parent(path: &str) -> &str {
 /// An archive path in canonical form: no leading `/` or `./`, no `.` or empty components, `..`
 /// applied (and never above the top).
 pub(crate) fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
+    crate::fsroot::clean(path)
 }
 
 #[cfg(test)]
