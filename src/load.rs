@@ -1,4 +1,13 @@
 //! `kiln load` (`kiln image load`): images from a `docker save` tarball or an OCI archive.
+//!
+//! ```text
+//! $ kiln load -i busybox.tar
+//! 9ad63333ebc9: Load complete
+//! Loaded image: busybox:latest
+//! ```
+//!
+//! Layer lines go to stderr (bars on a terminal, a line per layer otherwise; see
+//! [`progress`](crate::progress)), `Loaded image: …` to stdout; `-q` prints the IDs alone.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,6 +17,7 @@ use kiln_builder::archive;
 use kiln_builder::store::ImageStore;
 
 use crate::Global;
+use crate::progress::{Direction, Layers, Mode};
 
 /// `kiln load [OPTIONS]`
 #[derive(Debug, clap::Args)]
@@ -22,16 +32,19 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
     let store = ImageStore::open(&global.root())?;
+    let reporter = Layers::new(Direction::Load, Mode::detect(args.quiet));
     let loaded = if let Some(path) = &args.input {
         let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-        archive::load(&store, std::io::BufReader::new(file))
+        archive::load(&store, std::io::BufReader::new(file), &reporter)
     } else {
         if std::io::stdin().is_terminal() {
             bail!("requested load from stdin, but stdin is empty");
         }
-        archive::load(&store, std::io::stdin())
-    }
-    .context("failed to load images")?;
+        archive::load(&store, std::io::stdin(), &reporter)
+    };
+    // The bars settle into plain lines before anything else prints.
+    drop(reporter);
+    let loaded = loaded.context("failed to load images")?;
     let mut out = std::io::stdout().lock();
     for item in &loaded {
         if args.quiet {

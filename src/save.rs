@@ -1,4 +1,7 @@
 //! `kiln save` (`kiln image save`): images to a tarball that `docker load` and OCI tools read.
+//!
+//! On a terminal each layer gets a bar on stderr while it is written; otherwise a save prints
+//! nothing on success, as `docker save` does (the archive may be on stdout).
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +13,7 @@ use kiln_builder::store::{Image, ImageStore};
 
 use crate::Global;
 use crate::images::real_names;
+use crate::progress::{Direction, Layers, Mode};
 
 /// `kiln save [OPTIONS] IMAGE [IMAGE...]`
 #[derive(Debug, clap::Args)]
@@ -40,11 +44,16 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         request.names.sort();
         request.names.dedup();
     }
+    let mode = match Mode::detect(false) {
+        Mode::Lines => Mode::Silent,
+        mode => mode,
+    };
+    let reporter = Layers::new(Direction::Save, mode);
     if let Some(path) = &args.output {
-        return save_to_file(&store, &requests, path);
+        return save_to_file(&store, &requests, path, &reporter);
     }
     let out = BufWriter::new(std::io::stdout().lock());
-    archive::save(&store, &requests, out)?.flush()?;
+    archive::save(&store, &requests, out, &reporter)?.flush()?;
     Ok(())
 }
 
@@ -78,7 +87,7 @@ fn select(store: &ImageStore, arg: &str) -> Result<Vec<(Image, Vec<ImageRef>)>> 
 
 /// Writes the archive under a temp name beside `path` and renames it in, so a failed save
 /// leaves no partial file.
-fn save_to_file(store: &ImageStore, requests: &[SaveRequest], path: &Path) -> Result<()> {
+fn save_to_file(store: &ImageStore, requests: &[SaveRequest], path: &Path, reporter: &Layers) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -87,7 +96,7 @@ fn save_to_file(store: &ImageStore, requests: &[SaveRequest], path: &Path) -> Re
         .prefix(".kiln-save-")
         .tempfile_in(dir)
         .with_context(|| format!("failed to save image: create a file in {}", dir.display()))?;
-    let out = archive::save(store, requests, BufWriter::new(temp))?;
+    let out = archive::save(store, requests, BufWriter::new(temp), reporter)?;
     let temp = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     temp.as_file().sync_all()?;
     let temp_path = temp.path().to_owned();

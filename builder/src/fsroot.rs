@@ -32,6 +32,28 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
+/// The components of `path` as Go's `path.Clean("/" + path)` sees them: empty and `.` components
+/// dropped, `..` applied and stopped at the root. Every in-root path kiln handles (layer entries,
+/// COPY sources and destinations, mount targets, archive members) is cleaned by this one function.
+pub(crate) fn clean_components(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`clean_components`] joined with `/`, without a leading `/`: `a/../b/./c` gives `b/c`, `/` gives ``.
+pub(crate) fn clean(path: &str) -> String {
+    clean_components(path).join("/")
+}
+
 /// Symlinks followed in one resolution before giving up (Linux's own limit is 40).
 const MAX_SYMLINKS: u32 = 255;
 

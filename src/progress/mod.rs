@@ -15,17 +15,19 @@
 //! on stdout, kiln does not. Colour only tints the bars, and `NO_COLOR` (set and not empty)
 //! turns it off.
 //!
-//! [`Blobs`] turns the registry client's events into board lines with Docker's wording; `save`
-//! and `load` (or anything else that moves bytes) can drive a board with statuses directly.
+//! [`Blobs`] turns the registry client's events into board lines with Docker's wording, and
+//! [`Layers`] the archive's events (`save`, `load`).
 
 mod bars;
 mod blobs;
+mod layers;
 mod lines;
 pub(crate) mod vertices;
 
 use std::io::{IsTerminal, Write};
 
 pub(crate) use blobs::{Blobs, Transfer};
+pub(crate) use layers::{Direction, Layers};
 
 /// How a board draws, chosen from where stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

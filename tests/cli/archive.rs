@@ -360,3 +360,83 @@ fn fix_checksum(header: &mut [u8]) {
     let text = format!("{sum:06o}\0 ");
     header[148..156].copy_from_slice(text.as_bytes());
 }
+
+/// The short ID of the one layer a saved archive holds.
+fn only_layer(archive: &Path) -> String {
+    let manifest = member_json(archive, "manifest.json");
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    let path = layers[0].as_str().unwrap();
+    path.strip_prefix("blobs/sha256/").unwrap()[..12].to_owned()
+}
+
+#[test]
+fn load_says_each_layer_on_stderr_and_the_names_on_stdout_and_save_says_nothing() {
+    let root = Root::new();
+    let id = root.import_busybox("busybox:latest");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busybox.tar");
+    root.kiln()
+        .args(["save", "-o", file.to_str().unwrap(), "busybox"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    let layer = only_layer(&file);
+
+    Root::new()
+        .kiln()
+        .args(["load", "-i", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout("Loaded image: busybox:latest\n")
+        .stderr(format!("{layer}: Load complete\n"));
+    Root::new()
+        .kiln()
+        .args(["load", "-q", "-i", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(format!("{id}\n"))
+        .stderr("");
+}
+
+/// Runs `kiln --root <root> <args>` on a pseudo-terminal (`script`), and returns what it drew.
+fn on_terminal(root: &Root, args: &str) -> String {
+    let command = format!(
+        "{} --root {} {args}",
+        assert_cmd::cargo::cargo_bin("kiln").display(),
+        root.path().display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    screen
+}
+
+#[test]
+fn save_and_load_draw_a_bar_per_layer_on_a_terminal() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busybox.tar");
+    let screen = on_terminal(&root, &format!("save -o {} busybox", file.display()));
+    let layer = only_layer(&file);
+    assert!(
+        screen.contains(&format!("{layer}: Saving layer [")),
+        "no bar: {screen}"
+    );
+    assert!(screen.contains(&format!("{layer}: Save complete")), "{screen}");
+
+    let screen = on_terminal(&Root::new(), &format!("load -i {}", file.display()));
+    assert!(
+        screen.contains(&format!("{layer}: Loading layer [")),
+        "no bar: {screen}"
+    );
+    assert!(screen.contains(&format!("{layer}: Load complete")), "{screen}");
+    assert!(screen.contains("Loaded image: busybox:latest"), "{screen}");
+}

@@ -20,6 +20,7 @@ use super::layout::{
     Index, Kind, MANIFEST_JSON, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, Manifest,
     blob_digest, blob_path, kind_of, sniff_layer_media_type,
 };
+use super::progress::Reporter;
 use super::stage::{Found, Staged};
 use crate::content::{ContentStore, Digest};
 use crate::reference::ImageRef;
@@ -43,9 +44,14 @@ pub struct Loaded {
 ///
 /// Every blob is digest-verified, and for Docker's uncompressed layers the diff_id is checked
 /// against the config; layers that arrive uncompressed outside an OCI layout are stored
-/// gzip-compressed. On any error nothing is stored.
-pub fn load(store: &ImageStore, input: impl Read + Send) -> Result<Vec<Loaded>, ArchiveError> {
-    let mut staged = Staged::read(store.content(), decompress(input)?)?;
+/// gzip-compressed. On any error nothing is stored. Each layer's bytes are reported to
+/// `reporter` as they are read and verified.
+pub fn load(
+    store: &ImageStore,
+    input: impl Read + Send,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Loaded>, ArchiveError> {
+    let mut staged = Staged::read(store.content(), decompress(input)?, reporter)?;
     let mut plans = if staged.has_file(INDEX_JSON) {
         let mut plans = plan_oci(&staged, store.content())?;
         if staged.has_file(MANIFEST_JSON) {

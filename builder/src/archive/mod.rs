@@ -15,11 +15,14 @@
 //! - [`import`] turns a root filesystem tarball into a one-layer image, with `--change`
 //!   instructions applied to its config, as `docker import` does.
 //!
+//! [`save`] and [`load`] report their layers' bytes to a [`Reporter`] as [`Event`]s ([`NoProgress`] ignores them),
+//! for the caller to draw.
+//!
 //! An image without a name (a save by ID, an unnamed import) is stored under a dangling name
 //! ([`crate::store::dangling_name`]).
 //!
 //! ```
-//! use kiln_builder::archive::{self, ImportOptions, SaveRequest};
+//! use kiln_builder::archive::{self, ImportOptions, NoProgress, SaveRequest};
 //! use kiln_builder::store::ImageStore;
 //!
 //! // A root filesystem with one file, as a tarball.
@@ -37,10 +40,18 @@
 //!
 //! // Save it, and load the archive into another store: same image ID.
 //! let request = SaveRequest { image: image.clone(), names: image.names.clone() };
-//! let tarball = archive::save(&store, &[request], Vec::new())?;
+//! let tarball = archive::save(&store, &[request], Vec::new(), &NoProgress)?;
 //! let other_root = tempfile::tempdir()?;
 //! let other = ImageStore::open(other_root.path())?;
-//! let loaded = archive::load(&other, &tarball[..])?;
+//! // A reporter sees each layer start, move and finish.
+//! let events = std::sync::Mutex::new(Vec::new());
+//! let record = |event: archive::Event<'_>| {
+//!     if let archive::Event::LayerDone { id } = event {
+//!         events.lock().unwrap().push(id.to_owned());
+//!     }
+//! };
+//! let loaded = archive::load(&other, &tarball[..], &record)?;
+//! assert_eq!(events.into_inner()?.len(), 1);
 //! assert_eq!(loaded[0].image.id, image.id);
 //! assert_eq!(loaded[0].names[0].familiar_string(), "hello:1");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -52,6 +63,7 @@ mod error;
 mod import;
 mod layout;
 mod load;
+mod progress;
 mod save;
 mod stage;
 #[cfg(test)]
@@ -60,6 +72,7 @@ mod tests;
 pub use error::ArchiveError;
 pub use import::{ImportOptions, import};
 pub use load::{Loaded, load};
+pub use progress::{Event, NoProgress, Reporter};
 pub use save::{SaveRequest, save};
 
 use crate::content::ContentError;

@@ -16,6 +16,7 @@ use super::layout::{
     MANIFEST_JSON, MEDIA_TYPE_INDEX, Manifest, OCI_LAYOUT, REPOSITORIES, blob_path, manifest_media_type,
     oci_layout_json,
 };
+use super::progress::{Meter, Metered, Reporter};
 use crate::content::{BlobSource, Digest};
 use crate::reference::ImageRef;
 use crate::store::{Image, ImageStore, Lease};
@@ -40,12 +41,18 @@ struct Saved<'a> {
     descriptor: Descriptor,
 }
 
-/// Writes `requests` to `out` as one tar stream, and returns `out`.
+/// Writes `requests` to `out` as one tar stream, and returns `out`; each layer's bytes are
+/// reported to `reporter` as they are written.
 ///
 /// For an image whose name points to a multi-platform index, the platform manifest the store
 /// uses is what gets saved. Fails if a blob is missing or corrupt, possibly after part of the
 /// archive was written: the caller discards the output.
-pub fn save<W: Write>(store: &ImageStore, requests: &[SaveRequest], out: W) -> Result<W, ArchiveError> {
+pub fn save<W: Write>(
+    store: &ImageStore,
+    requests: &[SaveRequest],
+    out: W,
+    reporter: &dyn Reporter,
+) -> Result<W, ArchiveError> {
     let mut leases: Vec<Lease> = Vec::with_capacity(requests.len());
     let mut saved = Vec::with_capacity(requests.len());
     for request in requests {
@@ -70,12 +77,17 @@ pub fn save<W: Write>(store: &ImageStore, requests: &[SaveRequest], out: W) -> R
     append_dir(&mut tar, "blobs/sha256/")?;
     let mut written = HashSet::new();
     for item in &saved {
-        let blobs = std::iter::once(&item.descriptor.digest)
-            .chain(std::iter::once(&item.manifest.config.digest))
-            .chain(item.manifest.layers.iter().map(|layer| &layer.digest));
-        for digest in blobs {
+        let blobs = std::iter::once((&item.descriptor.digest, None))
+            .chain(std::iter::once((&item.manifest.config.digest, None)))
+            .chain(
+                item.manifest
+                    .layers
+                    .iter()
+                    .map(|layer| (&layer.digest, Some(reporter))),
+            );
+        for (digest, layer_reporter) in blobs {
             if written.insert(digest.clone()) {
-                append_blob(&mut tar, store, digest)?;
+                append_blob(&mut tar, store, digest, layer_reporter)?;
             }
         }
     }
@@ -189,17 +201,31 @@ fn append_blob<W: Write>(
     tar: &mut tar::Builder<W>,
     store: &ImageStore,
     digest: &Digest,
+    reporter: Option<&dyn Reporter>,
 ) -> Result<(), ArchiveError> {
     let size = store.content().size(digest)?;
     let mut header = header(tar::EntryType::Regular, 0o644, size);
     let reader = store.content().open(digest)?;
-    tar.append_data(&mut header, blob_path(digest), reader)
-        .map_err(|error| match super::content_error(error) {
-            // The reader verifies: a corrupt blob is the store's fault, not the output's.
-            Ok(source) => ArchiveError::Corrupt {
-                entry: blob_path(digest),
-                source,
-            },
-            Err(error) => ArchiveError::write(error),
-        })
+    let appended = match reporter {
+        Some(reporter) => {
+            let mut metered = Metered {
+                inner: reader,
+                meter: Meter::start(reporter, digest.short(), size),
+            };
+            let appended = tar.append_data(&mut header, blob_path(digest), &mut metered);
+            if appended.is_ok() {
+                metered.meter.done();
+            }
+            appended
+        }
+        None => tar.append_data(&mut header, blob_path(digest), reader),
+    };
+    appended.map_err(|error| match super::content_error(error) {
+        // The reader verifies: a corrupt blob is the store's fault, not the output's.
+        Ok(source) => ArchiveError::Corrupt {
+            entry: blob_path(digest),
+            source,
+        },
+        Err(error) => ArchiveError::write(error),
+    })
 }

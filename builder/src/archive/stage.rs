@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use super::ArchiveError;
 use super::compress::gzip_layer;
 use super::layout::blob_digest;
+use super::progress::{Meter, Reporter};
 use crate::content::{ContentError, ContentStore, Digest, Ingest};
 
 /// The largest metadata file (manifest, config, index) read into memory.
@@ -72,8 +73,13 @@ pub(crate) enum Found {
 }
 
 impl Staged {
-    /// Reads a whole (decompressed) tar stream, staging its content under `content`.
-    pub(crate) fn read(content: &ContentStore, input: impl Read) -> Result<Staged, ArchiveError> {
+    /// Reads a whole (decompressed) tar stream, staging its content under `content`, and
+    /// reports each layer's bytes to `reporter` as they are staged.
+    pub(crate) fn read(
+        content: &ContentStore,
+        input: impl Read,
+        reporter: &dyn Reporter,
+    ) -> Result<Staged, ArchiveError> {
         let mut staged = Staged::default();
         let mut archive = tar::Archive::new(input);
         for entry in archive.entries().map_err(ArchiveError::read)? {
@@ -93,7 +99,7 @@ impl Staged {
                 };
                 staged.links.insert(path, target);
             } else if kind.is_file() || kind.is_contiguous() {
-                staged.stage_file(content, &path, &mut entry)?;
+                staged.stage_file(content, &path, &mut entry, reporter)?;
             }
         }
         Ok(staged)
@@ -104,17 +110,23 @@ impl Staged {
         content: &ContentStore,
         path: &str,
         entry: &mut tar::Entry<'_, R>,
+        reporter: &dyn Reporter,
     ) -> Result<(), ArchiveError> {
         // The header's declared size: a stream that ends early must not pass for a short file.
         let size = entry.size();
         if let Some(digest) = blob_digest(path) {
             if self.blobs.contains_key(&digest) {
-                copy(entry, &mut io::sink(), path, size, "")?;
+                copy(entry, &mut io::sink(), path, size, "", None)?;
                 return Ok(());
             }
             let mut ingest = content.ingest(Some((digest.clone(), size)))?;
             let temp = ingest.temp_path().display().to_string();
-            copy(entry, &mut ingest, path, size, &temp)?;
+            let watch = Watch {
+                reporter,
+                id: digest.short().to_owned(),
+                sniff: true,
+            };
+            let meter = copy(entry, &mut ingest, path, size, &temp, Some(watch))?;
             let actual = ingest.digest();
             if actual != digest {
                 let source = ContentError::DigestMismatch {
@@ -129,6 +141,9 @@ impl Staged {
             ingest
                 .flush()
                 .map_err(|e| ContentError::io("write ingest", &temp, e))?;
+            if let Some(meter) = meter {
+                meter.done();
+            }
             self.blobs.insert(digest, ingest);
         } else if is_metadata(path) {
             if size > METADATA_LIMIT {
@@ -139,13 +154,18 @@ impl Staged {
                 });
             }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            copy(entry, &mut bytes, path, size, "")?;
+            copy(entry, &mut bytes, path, size, "", None)?;
             self.files.insert(path.to_owned(), bytes);
         } else {
             let ingest = content.ingest(None)?;
             let temp = ingest.temp_path().display().to_string();
             let mut layer = gzip_layer(ingest).map_err(|e| ContentError::io("write ingest", &temp, e))?;
-            copy(entry, &mut layer, path, size, &temp)?;
+            let watch = Watch {
+                reporter,
+                id: layer_id(path),
+                sniff: false,
+            };
+            let meter = copy(entry, &mut layer, path, size, &temp, Some(watch))?;
             let (descriptor, mut ingest) = layer
                 .finish()
                 .map_err(|e| ContentError::io("write ingest", &temp, e))?;
@@ -154,6 +174,9 @@ impl Staged {
                 .flush()
                 .map_err(|e| ContentError::io("write ingest", &temp, e))?;
             let (digest, size) = (ingest.digest(), ingest.written());
+            if let Some(meter) = meter {
+                meter.done();
+            }
             self.layers.insert(
                 path.to_owned(),
                 StagedLayer {
@@ -258,17 +281,31 @@ impl Staged {
     }
 }
 
+/// An entry whose bytes are reported as a layer's.
+struct Watch<'r> {
+    reporter: &'r dyn Reporter,
+    /// The layer's short ID.
+    id: String,
+    /// Whether the entry may not be a layer: a `blobs/` entry might be a config, manifest or
+    /// index, which start with `{` (JSON) where no layer does (tar, gzip or zstd), and which
+    /// Docker does not show.
+    sniff: bool,
+}
+
 /// Copies an entry's bytes to `sink`, failing if the input ends before the header's `size`.
-/// `temp` names the sink's file for write errors.
-fn copy(
+/// `temp` names the sink's file for write errors. A watched layer's bytes are reported on a
+/// [`Meter`], returned for the caller to report done once the entry is verified.
+fn copy<'r>(
     entry: &mut impl Read,
     sink: &mut impl Write,
     path: &str,
     size: u64,
     temp: &str,
-) -> Result<u64, ArchiveError> {
+    mut watch: Option<Watch<'r>>,
+) -> Result<Option<Meter<'r>>, ArchiveError> {
     let mut buf = vec![0; 64 * 1024];
     let mut copied = 0;
+    let mut meter = None;
     loop {
         let n = match entry.read(&mut buf) {
             Ok(0) => break,
@@ -279,6 +316,12 @@ fn copy(
         sink.write_all(&buf[..n])
             .map_err(|e| write_error(e, path, temp))?;
         copied += n as u64;
+        if let Some(watch) = watch.take().filter(|watch| !(watch.sniff && buf[0] == b'{')) {
+            meter = Some(Meter::start(watch.reporter, &watch.id, size));
+        }
+        if let Some(meter) = &mut meter {
+            meter.advance(n);
+        }
     }
     if copied != size {
         return Err(ArchiveError::Truncated {
@@ -287,7 +330,19 @@ fn copy(
             actual: copied,
         });
     }
-    Ok(copied)
+    Ok(meter)
+}
+
+/// The short ID of a layer entry outside `blobs/`: the directory of an old `docker save`'s
+/// `<id>/layer.tar`, or the name of skopeo's `<hex>.tar`, cut to 12 characters as Docker shows.
+fn layer_id(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let id = if name == "layer.tar" {
+        parent(path).rsplit('/').next().unwrap_or(name)
+    } else {
+        name.strip_suffix(".tar").unwrap_or(name)
+    };
+    id.chars().take(12).collect()
 }
 
 /// An ingest refusing more bytes than expected is the archive's fault; anything else the disk's.
@@ -318,17 +373,7 @@ fn parent(path: &str) -> &str {
 /// An archive path in canonical form: no leading `/` or `./`, no `.` or empty components, `..`
 /// applied (and never above the top).
 pub(crate) fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
+    crate::fsroot::clean(path)
 }
 
 #[cfg(test)]
@@ -342,5 +387,7 @@ mod tests {
         assert_eq!(normalize("a/../../b/layer.tar"), "b/layer.tar");
         assert_eq!(parent("a/b/layer.tar"), "a/b");
         assert_eq!(parent("manifest.json"), "");
+        assert_eq!(layer_id("0123456789abcdef/layer.tar"), "0123456789ab");
+        assert_eq!(layer_id("fedcba9876543210fedc.tar"), "fedcba987654");
     }
 }

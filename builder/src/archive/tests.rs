@@ -5,7 +5,7 @@ use std::io::Write;
 
 use flate2::write::GzEncoder;
 
-use super::{ArchiveError, load};
+use super::{ArchiveError, Event, NoProgress, load};
 use crate::content::Digest;
 use crate::store::ImageStore;
 
@@ -89,7 +89,7 @@ fn legacy_docker_archives_load_with_layers_compressed() {
     let (archive, config_id) = legacy_archive(None);
     let mut gzipped = GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gzipped.write_all(&archive).unwrap();
-    let loaded = load(&store, &gzipped.finish().unwrap()[..]).unwrap();
+    let loaded = load(&store, &gzipped.finish().unwrap()[..], &NoProgress).unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].image.id, config_id);
     assert_eq!(loaded[0].names[0].familiar_string(), "legacy:1");
@@ -111,7 +111,7 @@ fn a_layer_that_is_not_the_configs_diff_id_is_refused() {
     let (_root, store) = new_store();
     let wrong = Digest::of(b"some other layer");
     let (archive, _) = legacy_archive(Some(&wrong));
-    let error = load(&store, &archive[..]).unwrap_err();
+    let error = load(&store, &archive[..], &NoProgress).unwrap_err();
     assert!(
         matches!(&error, ArchiveError::DiffIdMismatch { entry, expected, .. } if entry == "aaa/layer.tar" && *expected == wrong),
         "{error:?}"
@@ -125,7 +125,7 @@ fn an_archive_cut_inside_an_entry_is_truncated() {
     let (archive, _) = legacy_archive(None);
     // Past the first headers and into aaa/layer.tar's data (VERSION and json take 2 KiB).
     let cut = &archive[..2048 + 512 + 100];
-    let error = load(&store, cut).unwrap_err();
+    let error = load(&store, cut, &NoProgress).unwrap_err();
     assert!(
         matches!(&error, ArchiveError::Truncated { entry, actual: 100, .. } if entry == "aaa/layer.tar"),
         "{error:?}"
@@ -177,7 +177,7 @@ fn oci_archives_with_a_multi_platform_index_keep_the_index() {
         .file(&path(&index_digest), &index)
         .file("index.json", &top)
         .bytes();
-    let loaded = load(&store, &archive[..]).unwrap();
+    let loaded = load(&store, &archive[..], &NoProgress).unwrap();
     assert_eq!(loaded[0].names[0].to_string(), "example.com/multi:2");
     assert_eq!(loaded[0].image.id, config_digest);
     assert_eq!(loaded[0].image.target.digest().as_ref(), index_digest.as_str());
@@ -191,7 +191,7 @@ fn oci_archives_with_a_multi_platform_index_keep_the_index() {
         .file(&path(&index_digest), &index)
         .file("index.json", &top)
         .bytes();
-    let error = load(&empty, &incomplete[..]).unwrap_err();
+    let error = load(&empty, &incomplete[..], &NoProgress).unwrap_err();
     assert!(
         matches!(&error, ArchiveError::Missing { entry, .. } if *entry == path(&base_digest)),
         "{error:?}"
@@ -204,7 +204,37 @@ fn archives_without_image_metadata_are_not_image_archives() {
     let (_root, store) = new_store();
     let archive = Tar::new().file("hello.txt", b"hi").bytes();
     assert!(matches!(
-        load(&store, &archive[..]),
+        load(&store, &archive[..], &NoProgress),
         Err(ArchiveError::NotAnImageArchive)
     ));
+}
+
+#[test]
+fn a_load_reports_each_layer_entry_and_no_metadata() {
+    let (_root, store) = new_store();
+    let (archive, _) = legacy_archive(None);
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |event: Event<'_>| {
+        let line = match event {
+            Event::LayerStart { id, size } => format!("start {id} {size}"),
+            Event::LayerProgress { id, done, total } => format!("progress {id} {done}/{total}"),
+            Event::LayerDone { id } => format!("done {id}"),
+        };
+        events.lock().unwrap().push(line);
+    };
+    load(&store, &archive[..], &record).unwrap();
+    // The layers are small: one chunk each. The symlinked repeat and the config are not layers
+    // read from the archive, and are not reported.
+    let size = layer("a", b"base").len();
+    assert_eq!(
+        events.into_inner().unwrap(),
+        [
+            format!("start aaa {size}"),
+            format!("progress aaa {size}/{size}"),
+            "done aaa".to_owned(),
+            format!("start bbb {size}"),
+            format!("progress bbb {size}/{size}"),
+            "done bbb".to_owned(),
+        ]
+    );
 }

@@ -14,6 +14,8 @@ use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Gid, Pid, PidfdFlags, Signal, Uid, pidfd_open, pidfd_send_signal};
 
+use crate::fsroot::clean;
+
 use super::child::{
     self, ChildConfig, ChildMount, ChildMountKind, DEV_LINKS, DEV_NODES, Failure, Report, Step,
 };
@@ -148,21 +150,6 @@ fn validate(spec: &ProcessSpec) -> Result<(), ExecError> {
         }
     }
     Ok(())
-}
-
-/// `filepath.Clean("/" + path)` without the leading `/`: `a/../b/./c` gives `b/c`, `/` gives ``.
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
 }
 
 fn cstring(bytes: impl Into<Vec<u8>>) -> CString {

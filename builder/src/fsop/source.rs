@@ -152,17 +152,10 @@ impl Source {
 
 /// A path cleaned as Go's `path.Clean("/" + p)`: its components, `..` applied and stopped at the root.
 pub(super) fn clean(path: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for component in path.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_owned()),
-        }
-    }
-    out
+    crate::fsroot::clean_components(path)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 pub(super) fn absolute(components: &[String]) -> String {
