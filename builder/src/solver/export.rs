@@ -127,8 +127,8 @@ fn save(
         image: image.clone(),
         names: request.tags().to_vec(),
     }];
-    let mut file =
-        archive::save(store, &requests, temp).map_err(|e| export_error(&path.display().to_string(), e))?;
+    let mut file = archive::save(store, &requests, temp, &archive::NoProgress)
+        .map_err(|e| export_error(&path.display().to_string(), e))?;
     file.flush()
         .map_err(|e| export_error(&path.display().to_string(), e))?;
     file.as_file()
