@@ -172,6 +172,7 @@ impl Builder {
             request.context(),
             ignore,
             request.pull(),
+            progress.clone(),
         )?;
         let settings = scheduler::Settings {
             file: &text.name,

@@ -24,6 +24,7 @@ use super::cachekey::CacheKey;
 use super::error::BuildError;
 use super::image::ImageConfig;
 use super::op::CopyOp;
+use super::progress::{LogStream, Progress};
 use super::scheduler::{Chain, Engine, Job, ResolvedImage};
 use crate::content::{Digest, Digester};
 use crate::context::{Context, IgnoreSource, StatCache};
@@ -48,6 +49,7 @@ pub(crate) struct LocalEngine {
     pull: bool,
     /// Holds every blob the build writes until the image is named (see `store`'s GC protocol).
     pub(crate) lease: Arc<Lease>,
+    progress: Progress,
 }
 
 impl LocalEngine {
@@ -58,6 +60,7 @@ impl LocalEngine {
         context_dir: &Path,
         ignore: IgnoreSource,
         pull: bool,
+        progress: Progress,
     ) -> Result<LocalEngine, BuildError> {
         let lease = Arc::new(store.lease(BUILD_LEASE)?);
         Ok(LocalEngine {
@@ -70,6 +73,7 @@ impl LocalEngine {
             stat_cache: OnceLock::new(),
             pull,
             lease,
+            progress,
         })
     }
 
@@ -83,6 +87,7 @@ impl LocalEngine {
                     .clone();
                 let dir = self.context_dir.clone();
                 let ignore = self.ignore.clone();
+                let vertex = self.progress.start("[internal] load build context");
                 let context = blocking(move || {
                     let mut builder = Context::builder(&dir).ignore(ignore);
                     if let Some(cache) = stat_cache {
@@ -90,7 +95,13 @@ impl LocalEngine {
                     }
                     builder.open().map_err(|e| BuildError::Context(Box::new(e)))
                 })
-                .await?;
+                .await
+                .inspect_err(|e| vertex.failed(&e.to_string()))?;
+                vertex.log(
+                    LogStream::Status,
+                    format!("transferring context: {} entries done", context.entries().len()),
+                );
+                vertex.done();
                 Ok(Arc::new(context))
             })
             .await

@@ -199,7 +199,14 @@ impl<'a, E: Engine> Scheduler<'a, E> {
 
     /// Waits for a stage's result.
     async fn wait(&self, id: StageId) -> Result<Arc<StageResult>, BuildError> {
-        let mut rx = self.stages[&id].subscribe();
+        // Only an ONBUILD trigger can name a stage the plan did not include.
+        let sender = self.stages.get(&id).ok_or_else(|| BuildError::Unsupported {
+            what: format!(
+                "an ONBUILD trigger reading stage {:?}, which the target does not otherwise need",
+                self.graph.stage(id).display_name()
+            ),
+        })?;
+        let mut rx = sender.subscribe();
         let value = rx
             .wait_for(Option::is_some)
             .await
