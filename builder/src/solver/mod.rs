@@ -18,7 +18,7 @@
 //! 6. *Export* writes the config and manifest, names the image in the store, and writes any other
 //!    outputs. Progress goes to a [`Reporter`] all along; the library never prints.
 //!
-//! ```no_run
+//! ```
 //! use kiln_builder::solver::{BuildRequest, Builder, Recorder};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
