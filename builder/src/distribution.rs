@@ -1,6 +1,6 @@
 //! Pulling images into the image store and pushing them out of it.
 //!
-//! The [`registry`] client knows blobs and manifests, the [`store`] knows named images;
+//! The [`registry`](crate::registry) client knows blobs and manifests, the [`store`](crate::store) knows named images;
 //! this module joins them with the store's GC protocol. A pull takes a [`Lease`], has the
 //! client add every blob to it before committing it, and names the image with
 //! [`ImageStore::put_image`] only once everything is stored: an interrupted pull leaves no
