@@ -7,8 +7,8 @@
 //! Start at [`solver`]: a [`solver::BuildRequest`] run by a [`solver::Builder`] is one `docker build`
 //! (its module doc has a runnable example that builds an image from Rust). Beneath it:
 //! [`context`] (what COPY may read), [`fsop`] (COPY/ADD), [`exec`] (RUN in namespaces), [`layer`]
-//! (snapshot diffs and layer apply), [`content`] and [`store`](crate::store) (blobs, images, cache records, GC),
-//! [`registry`](crate::registry) and [`distribution`] (pull and push), [`archive`] (save, load, import).
+//! (snapshot diffs and layer apply), [`content`] and [`store`] (blobs, images, cache records, GC),
+//! [`registry`] and [`distribution`] (pull and push), [`archive`] (save, load, import).
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(missing_docs)]
 

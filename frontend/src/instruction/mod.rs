@@ -1,4 +1,4 @@
-//! Typed instructions: each syntax [`Node`] becomes one [`Instruction`], as BuildKit's
+//! Typed instructions: each syntax [`Node`](crate::syntax::Node) becomes one [`Instruction`], as BuildKit's
 //! `frontend/dockerfile/instructions` package reads it.
 //!
 //! A [`Step`] is an instruction with where it stands in the file. There is one [`Instruction`]
