@@ -64,45 +64,7 @@ impl Snapshotter for CopySnapshotter {
         Backend::Copy
     }
 
-    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
-        self.create(key, parent, Kind::Active)
-    }
-
-    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
-        self.create(key, parent, Kind::View)
-    }
-
-    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
-        Ok(self.mounts_for(&self.store.resolve(key, "mounts")?))
-    }
-
-    fn commit(&self, name: &str, key: &str) -> Result<()> {
-        self.store.commit(name, key)
-    }
-
-    fn remove(&self, key: &str) -> Result<()> {
-        self.store.remove(key)
-    }
-
-    fn stat(&self, key: &str) -> Result<Info> {
-        self.store.stat(key)
-    }
-
-    fn set_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info> {
-        self.store.set_labels(key, &labels)
-    }
-
-    fn usage(&self, key: &str) -> Result<Usage> {
-        self.store.usage(key, |record| self.store.fs_dir(record.id))
-    }
-
-    fn list(&self) -> Result<Vec<Info>> {
-        self.store.list()
-    }
-
-    fn cleanup(&self) -> Result<CleanupReport> {
-        self.store.cleanup()
-    }
+    crate::store_lifecycle!();
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf> {
         let record = self.store.record(key)?;

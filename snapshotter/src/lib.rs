@@ -40,6 +40,54 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(missing_docs)]
 
+/// The lifecycle calls both backends answer the same way: from the metadata store, plus each
+/// backend's own `create` (the tree a new snapshot starts with) and `mounts_for` (how it is mounted).
+/// Expanded inside each backend's `impl Snapshotter`, so the two differ only where they really do.
+macro_rules! store_lifecycle {
+    () => {
+        fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+            self.create(key, parent, Kind::Active)
+        }
+
+        fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+            self.create(key, parent, Kind::View)
+        }
+
+        fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+            Ok(self.mounts_for(&self.store.resolve(key, "mounts")?))
+        }
+
+        fn commit(&self, name: &str, key: &str) -> Result<()> {
+            self.store.commit(name, key)
+        }
+
+        fn remove(&self, key: &str) -> Result<()> {
+            self.store.remove(key)
+        }
+
+        fn stat(&self, key: &str) -> Result<Info> {
+            self.store.stat(key)
+        }
+
+        fn set_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info> {
+            self.store.set_labels(key, &labels)
+        }
+
+        fn usage(&self, key: &str) -> Result<Usage> {
+            self.store.usage(key, |record| self.store.fs_dir(record.id))
+        }
+
+        fn list(&self) -> Result<Vec<Info>> {
+            self.store.list()
+        }
+
+        fn cleanup(&self) -> Result<CleanupReport> {
+            self.store.cleanup()
+        }
+    };
+}
+pub(crate) use store_lifecycle;
+
 mod copy;
 mod copytree;
 mod error;
