@@ -144,7 +144,7 @@ for dir in "$workloads_dir"/w*/; do
     scenario="cold"
     for _ in $(seq "$runs"); do
         fresh_root "$root" "$BASES"
-        python3 "$dir/gen.py" "$ctx" >/dev/null
+        python3 "$dir/gen.py" "$ctx" >"$work/gen.log" 2>&1 || { cat "$work/gen.log" >&2; exit 1; }
         sync
         timed_build "$root" "$ctx" "$log"
     done
