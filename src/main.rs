@@ -20,6 +20,7 @@ mod pull;
 mod push;
 mod remote;
 mod rmi;
+mod run;
 mod save;
 mod system;
 mod tag;
@@ -91,6 +92,8 @@ enum Command {
     Login(login::LoginArgs),
     /// Log out from a registry.
     Logout(login::LogoutArgs),
+    /// Run a command in a throwaway container of an image (always removed afterwards).
+    Run(run::Args),
     /// Manage kiln: disk usage.
     #[command(subcommand)]
     System(system::Command),
@@ -115,6 +118,13 @@ fn main() -> ExitCode {
         Command::Push(args) => push::run(&args, &cli.global),
         Command::Login(args) => login::login(&args),
         Command::Logout(args) => login::logout(&args),
+        // The process's exit code is kiln's; 125 (Docker's) when it could not be run at all.
+        Command::Run(args) => {
+            return run::run(&args, &cli.global).unwrap_or_else(|err| {
+                report(&err);
+                ExitCode::from(125)
+            });
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,4 +12,5 @@ mod debug_context;
 mod images;
 mod login;
 mod pull_push;
+mod run;
 mod support;

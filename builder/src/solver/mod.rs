@@ -50,6 +50,7 @@ mod op;
 mod path;
 pub mod progress;
 mod request;
+mod run;
 mod scheduler;
 mod state;
 
@@ -64,6 +65,7 @@ pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
+pub use run::{RunError, run_image};
 
 use crate::content::Digest;
 use crate::context::IgnoreSource;

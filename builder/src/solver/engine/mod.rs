@@ -31,7 +31,7 @@ use crate::context::{Context, IgnoreSource, StatCache};
 use crate::reference::ImageRef;
 use crate::store::{ImageStore, Lease};
 
-pub(crate) use step::ActiveSnapshot;
+pub(crate) use step::{ActiveSnapshot, random_suffix, unpack_layers};
 
 /// How long a build's lease keeps new blobs if the process dies mid-build.
 const BUILD_LEASE: Duration = Duration::from_secs(24 * 3600);
@@ -172,33 +172,12 @@ impl Engine for LocalEngine {
     }
 
     async fn unpack(&self, image: &ResolvedImage, key: &CacheKey) -> Result<(Chain, bool), BuildError> {
-        let bytes = self
-            .store
-            .content()
-            .read(&image.manifest)
-            .map_err(|e| BuildError::BaseImage {
-                reference: image.name.clone(),
-                source: Box::new(e),
-            })?;
-        let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| BuildError::BaseImage {
-            reference: image.name.clone(),
-            source: Box::new(e),
-        })?;
-        let mut layers = Vec::new();
-        for (descriptor, diff_id) in manifest.layers().iter().zip(&image.config.rootfs.diff_ids) {
-            let parse = |s: &str| {
-                Digest::parse(s).map_err(|e| BuildError::BaseImage {
-                    reference: image.name.clone(),
-                    source: Box::new(e),
-                })
-            };
-            layers.push(Layer {
-                digest: parse(descriptor.digest().as_ref())?,
-                diff_id: parse(diff_id)?,
-                size: descriptor.size(),
-                media_type: descriptor.media_type().to_string(),
-            });
-        }
+        let layers = image_layers(
+            &self.store,
+            &image.manifest,
+            &image.config.rootfs.diff_ids,
+            &image.name,
+        )?;
         let snapshotter = Arc::clone(&self.snapshotter);
         let store = Arc::clone(&self.store);
         let name = image.name.clone();
@@ -280,6 +259,33 @@ impl Engine for LocalEngine {
 }
 
 /// The checksum of what a COPY from the context selects: its selections' checksums, combined.
+/// The layers of the image whose manifest is `manifest`, paired with the config's `diff_ids`: what
+/// [`unpack_layers`] turns into a snapshot chain. `name` only labels errors.
+pub(crate) fn image_layers(
+    store: &ImageStore,
+    manifest: &Digest,
+    diff_ids: &[String],
+    name: &str,
+) -> Result<Vec<Layer>, BuildError> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::BaseImage {
+        reference: name.to_owned(),
+        source,
+    };
+    let bytes = store.content().read(manifest).map_err(|e| fail(Box::new(e)))?;
+    let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| fail(Box::new(e)))?;
+    let parse = |s: &str| Digest::parse(s).map_err(|e| fail(Box::new(e)));
+    let mut layers = Vec::new();
+    for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
+        layers.push(Layer {
+            digest: parse(descriptor.digest().as_ref())?,
+            diff_id: parse(diff_id)?,
+            size: descriptor.size(),
+            media_type: descriptor.media_type().to_string(),
+        });
+    }
+    Ok(layers)
+}
+
 pub(crate) fn checksum(context: &Context, spec: &crate::fsop::CopySpec) -> Result<Digest, BuildError> {
     let copy =
         crate::fsop::ContextCopy::select(context, spec).map_err(|e| BuildError::Context(Box::new(e)))?;
