@@ -117,8 +117,8 @@ pub(crate) enum ResolveError {
     /// Symlinks loop, or chain further than [`MAX_SYMLINKS`].
     #[error("{path:?}: too many levels of symbolic links")]
     TooManySymlinks { path: String },
-    /// The filesystem failed.
-    #[error("{path:?}: {source}")]
+    /// The filesystem failed (the cause is the source, said once).
+    #[error("{path:?}")]
     Io { path: String, source: io::Error },
 }
 

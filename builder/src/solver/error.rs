@@ -21,23 +21,23 @@ pub enum BuildError {
     /// The build cannot be planned (unknown target, bad `--platform`, a cycle...).
     #[error(transparent)]
     Plan(Box<Located<graph::Error>>),
-    /// An instruction BuildKit would reject while dispatching it.
-    #[error("{file}:{line}: {source}")]
+    /// An instruction BuildKit would reject while dispatching it: `Dockerfile:3: <what is wrong>`.
+    /// The cause is part of this message (like [`Located`]), not a `source`, so it is said once.
+    #[error("{file}:{line}: {cause}")]
     Instruction {
         /// The Dockerfile's display name.
         file: String,
         /// The instruction's first line.
         line: usize,
         /// What is wrong.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A step ran and failed; the message is BuildKit's (`process "/bin/sh -c exit 3" did not
     /// complete successfully: exit code: 3`).
     #[error("{}", .0.message)]
     StepFailed(Box<StepFailure>),
-    /// A base image could not be found or loaded.
-    #[error("{reference}: {source}")]
+    /// A base image could not be found or loaded (the cause is the source, said once).
+    #[error("{reference}")]
     BaseImage {
         /// The image as the Dockerfile names it.
         reference: String,
@@ -129,7 +129,7 @@ impl BuildError {
         BuildError::Instruction {
             file: file.to_owned(),
             line,
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 }
