@@ -27,6 +27,51 @@ fn a_rebuild_hits_every_step() {
     assert_eq!(second.cached(), 4, "{}", second.stderr);
     let layers = |name: &str| root.config(name)["RootFS"]["Layers"].clone();
     assert_eq!(layers("c:1"), layers("c:2"));
+    // As with BuildKit, a cached step keeps the time it ran: the rebuild is the very same image.
+    assert_eq!(root.config("c:1")["Id"], root.config("c:2")["Id"]);
+    let history = root.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedAt}} {{.CreatedBy}}",
+        "c:2",
+    ]);
+    assert!(history.contains("RUN /bin/sh -c cat /src/* > /all"), "{history}");
+}
+
+#[test]
+fn a_stage_the_image_does_not_contain_leaves_no_layer_until_an_image_needs_it() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let dockerfile = "FROM busybox AS build\nRUN echo built > /artifact && head -c 65536 /dev/urandom > /noise\n\
+                      FROM busybox\nCOPY --from=build /artifact /artifact\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let before = root.blobs();
+    root.build_ok(ctx.path(), &["-t", "final:1"]);
+    let image_layers = |name: &str| -> Vec<String> {
+        root.config(name)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let added: Vec<String> = root.blobs().into_iter().filter(|b| !before.contains(b)).collect();
+    // The image's config, manifest and its one new layer: the build stage's RUN wrote no blob.
+    assert_eq!(added.len(), 3, "new blobs: {added:?}");
+    assert_eq!(image_layers("final:1").len(), 2);
+
+    // Building that stage as an image later hits the cache and writes its layer from the snapshot.
+    let stage = root.build_ok(ctx.path(), &["--target", "build", "-t", "stage:1"]);
+    assert_eq!(stage.ran(), ["exporting to image"], "{}", stage.stderr);
+    assert_eq!(image_layers("stage:1").len(), 2);
+    let dest = tempfile::tempdir().unwrap();
+    let tar = dest.path().join("stage.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "stage:1"]);
+    let other = Root::new();
+    other.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let out = other.ok(&["run", "--rm", "stage:1", "cat", "/artifact"]);
+    assert_eq!(out.trim(), "built");
 }
 
 #[test]

@@ -1,10 +1,15 @@
-//! Build-cache records: which committed snapshot and layer hold the result of a cache key.
+//! Build-cache records: which committed snapshot (and, once written, which layer) holds the result of
+//! a cache key.
 //!
 //! Records live in the metadata database (table `cache_records`), so they persist across builds and
 //! are shared by every kiln process on the root. A record is only a claim: a hit also needs its
-//! snapshot and its layer blob to still exist, which the caller checks; a record that fails the check
-//! is simply overwritten by the rebuilt step. The image store's garbage collector treats recorded
-//! layers as roots, so a layer a record names is never swept.
+//! snapshot to still exist, which the caller checks; a record that fails the check is simply
+//! overwritten by the rebuilt step. A step's layer blob is written lazily, when an image first needs
+//! it (most steps of a multi-stage build never reach an image), and recorded with [`set_layer`]; a
+//! recorded layer whose blob has gone is written again from the snapshot. The image store's garbage
+//! collector treats recorded layers as roots, so a layer a record names is never swept.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::OptionalExtension;
 
@@ -30,8 +35,11 @@ pub(crate) struct Layer {
 pub(crate) struct CacheRecord {
     /// The committed snapshot with the filesystem after the step.
     pub(crate) snapshot: String,
-    /// The step's layer.
-    pub(crate) layer: Layer,
+    /// The step's layer, once an image needed it (layers are written at export, see
+    /// [`set_layer`]); until then the snapshot alone holds the step's changes.
+    pub(crate) layer: Option<Layer>,
+    /// When the step ran: the `created` time its history entry shows, kept on every cache hit.
+    pub(crate) created: SystemTime,
 }
 
 /// Reads a record.
@@ -39,63 +47,93 @@ pub(crate) fn get(db: &Db, key: &CacheKey) -> Result<Option<CacheRecord>, StoreE
     db.read(|tx| {
         let record = tx
             .query_row(
-                "SELECT snapshot, layer_digest, layer_diff_id, layer_size, layer_media_type
+                "SELECT snapshot, layer_digest, layer_diff_id, layer_size, layer_media_type, created_ns
                  FROM cache_records WHERE key = ?1",
                 [key.digest().as_str()],
                 |row| {
-                    let size: i64 = row.get(3)?;
                     Ok((
                         row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        size,
-                        row.get::<_, String>(4)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, i64>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((snapshot, digest, diff_id, size, media_type)) = record else {
+        let Some((snapshot, digest, diff_id, size, media_type, created_ns)) = record else {
             return Ok(None);
         };
-        // A row that does not parse is as good as no row: the step is rebuilt and the row replaced.
-        let (Ok(digest), Ok(diff_id), Ok(size)) = (
-            Digest::parse(&digest),
-            Digest::parse(&diff_id),
-            u64::try_from(size),
-        ) else {
-            return Ok(None);
+        // A layer whose columns do not parse is as good as none: it is written again at export.
+        let layer = match (digest, diff_id, size, media_type) {
+            (Some(digest), Some(diff_id), Some(size), Some(media_type)) => {
+                match (
+                    Digest::parse(&digest),
+                    Digest::parse(&diff_id),
+                    u64::try_from(size),
+                ) {
+                    (Ok(digest), Ok(diff_id), Ok(size)) => Some(Layer {
+                        digest,
+                        diff_id,
+                        size,
+                        media_type,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
         };
         Ok(Some(CacheRecord {
             snapshot,
-            layer: Layer {
-                digest,
-                diff_id,
-                size,
-                media_type,
-            },
+            layer,
+            created: from_unix_ns(created_ns),
         }))
     })
 }
 
 /// Writes (or replaces) a record.
 pub(crate) fn put(db: &Db, key: &CacheKey, record: &CacheRecord) -> Result<(), StoreError> {
-    let size = i64::try_from(record.layer.size).unwrap_or(i64::MAX);
+    let layer = record.layer.as_ref();
     db.write(|tx| {
         tx.execute(
             "INSERT INTO cache_records (key, snapshot, layer_digest, layer_diff_id, layer_size,
-                                        layer_media_type, created_at, used_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), unixepoch())
+                                        layer_media_type, created_ns, used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch())
              ON CONFLICT (key) DO UPDATE SET
                  snapshot = excluded.snapshot, layer_digest = excluded.layer_digest,
                  layer_diff_id = excluded.layer_diff_id, layer_size = excluded.layer_size,
-                 layer_media_type = excluded.layer_media_type, used_at = excluded.used_at",
+                 layer_media_type = excluded.layer_media_type, created_ns = excluded.created_ns,
+                 used_at = excluded.used_at",
             rusqlite::params![
                 key.digest().as_str(),
                 record.snapshot,
-                record.layer.digest.as_str(),
-                record.layer.diff_id.as_str(),
-                size,
-                record.layer.media_type,
+                layer.map(|l| l.digest.as_str()),
+                layer.map(|l| l.diff_id.as_str()),
+                layer.map(|l| i64::try_from(l.size).unwrap_or(i64::MAX)),
+                layer.map(|l| l.media_type.as_str()),
+                to_unix_ns(record.created),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+/// Records the layer written for `key`'s snapshot `snapshot`. A record that meanwhile names another
+/// snapshot (the step was rebuilt) is left alone: the layer belongs to the snapshot it was made from.
+pub(crate) fn set_layer(db: &Db, key: &CacheKey, snapshot: &str, layer: &Layer) -> Result<(), StoreError> {
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE cache_records SET layer_digest = ?3, layer_diff_id = ?4, layer_size = ?5,
+                                      layer_media_type = ?6
+             WHERE key = ?1 AND snapshot = ?2",
+            rusqlite::params![
+                key.digest().as_str(),
+                snapshot,
+                layer.digest.as_str(),
+                layer.diff_id.as_str(),
+                i64::try_from(layer.size).unwrap_or(i64::MAX),
+                layer.media_type,
             ],
         )?;
         Ok(())
@@ -113,6 +151,16 @@ pub(crate) fn touch(db: &Db, key: &CacheKey) -> Result<(), StoreError> {
     })
 }
 
+/// A time as unix nanoseconds (saturating; times before 1970 are 0).
+fn to_unix_ns(time: SystemTime) -> i64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ns(ns: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,18 +174,34 @@ mod tests {
         let layer = store.content().write_blob(b"layer").unwrap();
         let key = cachekey::scratch("linux/amd64");
         assert_eq!(get(store.db(), &key).unwrap(), None);
-        let record = CacheRecord {
+        let created = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let mut record = CacheRecord {
             snapshot: "sha256:abc".into(),
-            layer: Layer {
-                digest: layer.digest.clone(),
-                diff_id: Digest::of(b"tar"),
-                size: layer.size,
-                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            },
+            layer: None,
+            created,
         };
         put(store.db(), &key, &record).unwrap();
         touch(store.db(), &key).unwrap();
-        assert_eq!(get(store.db(), &key).unwrap(), Some(record));
+        assert_eq!(
+            get(store.db(), &key).unwrap(),
+            Some(record.clone()),
+            "a record without a layer yet"
+        );
+        let written = Layer {
+            digest: layer.digest.clone(),
+            diff_id: Digest::of(b"tar"),
+            size: layer.size,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        set_layer(store.db(), &key, "another-snapshot", &written).unwrap();
+        assert_eq!(
+            get(store.db(), &key).unwrap(),
+            Some(record.clone()),
+            "a layer of another snapshot"
+        );
+        set_layer(store.db(), &key, "sha256:abc", &written).unwrap();
+        record.layer = Some(written);
+        assert_eq!(get(store.db(), &key).unwrap(), Some(record), "nanoseconds kept");
         let options = crate::store::GcOptions {
             grace: std::time::Duration::ZERO,
             ..crate::store::GcOptions::default()

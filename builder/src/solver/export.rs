@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::BuildOutcome;
-use super::engine::{ActiveSnapshot, LocalEngine};
+use super::engine::{ActiveSnapshot, ExportLayer, LocalEngine};
 use super::error::BuildError;
 use super::image::ImageConfig;
 use super::request::{BuildRequest, Output};
@@ -24,26 +24,38 @@ use crate::store::{ImageStore, dangling_name};
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
-/// The final image config: the stage's config with the request's labels, the layer chain's diff IDs,
-/// and creation times (now) on the new history entries and the image.
-pub(crate) fn final_config(result: &StageResult, request: &BuildRequest, now: &str) -> ImageConfig {
+/// The final image config: the stage's config with the request's labels, the layers' diff IDs, and
+/// creation times on the new history entries and the image.
+///
+/// As BuildKit does, a step's history entry shows when the step ran, kept from its cache record, so
+/// a fully cached rebuild yields the very same image. Config-only entries and the image itself take
+/// the newest of those times; `now` serves only a build that made no layer.
+pub(crate) fn final_config(
+    result: &StageResult,
+    layers: &[ExportLayer],
+    request: &BuildRequest,
+    now: SystemTime,
+) -> ImageConfig {
     let mut config = result.state.image.clone();
     config
         .config
         .labels
         .extend(request.labels().iter().map(|(k, v)| (k.clone(), v.clone())));
-    config.rootfs.diff_ids = result
-        .chain
-        .layers
-        .iter()
-        .map(|l| l.diff_id.to_string())
-        .collect();
+    config.rootfs.diff_ids = layers.iter().map(|l| l.layer.diff_id.to_string()).collect();
+    let newest = layers.iter().filter_map(|l| l.created).max().unwrap_or(now);
+    let mut layer_index = 0;
     for entry in &mut config.history {
+        let layer_time = if entry.empty_layer {
+            None
+        } else {
+            layer_index += 1;
+            layers.get(layer_index - 1).and_then(|l| l.created)
+        };
         if entry.created.is_none() {
-            entry.created = Some(now.to_owned());
+            entry.created = Some(rfc3339(layer_time.unwrap_or(newest)));
         }
     }
-    config.created = Some(now.to_owned());
+    config.created = Some(rfc3339(newest));
     if let Some(platform) = request.platform() {
         platform.os().clone_into(&mut config.os);
         platform.architecture().clone_into(&mut config.architecture);
@@ -56,18 +68,18 @@ pub(crate) fn final_config(result: &StageResult, request: &BuildRequest, now: &s
 pub(crate) fn export(
     engine: &LocalEngine,
     result: &StageResult,
+    layers: &[ExportLayer],
     request: &BuildRequest,
 ) -> Result<BuildOutcome, BuildError> {
     let store = &*engine.store;
-    let now = rfc3339(SystemTime::now());
-    let config = final_config(result, request, &now);
+    let config = final_config(result, layers, request, SystemTime::now());
     let config_bytes = serde_json::to_vec(&config).map_err(|e| export_error("the image config", e))?;
     let config_digest = write_blob(engine, &config_bytes)?;
-    let layers: Vec<serde_json::Value> = result
-        .chain
-        .layers
+    let layers: Vec<serde_json::Value> = layers
         .iter()
-        .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+        .map(|ExportLayer { layer: l, .. }| {
+            serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})
+        })
         .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,

@@ -185,8 +185,17 @@ impl Builder {
             .run()
             .await?;
         let vertex = progress.start("exporting to image");
-        let outcome =
-            export::export(&engine, &target, request).inspect_err(|e| vertex.failed(&e.to_string()))?;
+        let started = std::time::Instant::now();
+        let layers = engine
+            .write_layers(&target.chain)
+            .await
+            .inspect_err(|e| vertex.failed(&e.to_string()))?;
+        vertex.log(
+            LogStream::Status,
+            format!("exporting layers {:.1}s done", started.elapsed().as_secs_f64()),
+        );
+        let outcome = export::export(&engine, &target, &layers, request)
+            .inspect_err(|e| vertex.failed(&e.to_string()))?;
         vertex.log(
             LogStream::Status,
             format!("writing image {} done", outcome.image_id),

@@ -50,6 +50,25 @@ const MIGRATIONS: &[&str] = &[
         created_at       INTEGER NOT NULL,  -- unix seconds
         used_at          INTEGER NOT NULL   -- unix seconds: last hit
     ) STRICT;",
+    // v3: a step's layer is written when an image first needs it, not when the step runs, so a
+    // record may name no layer yet; `created_ns` is when the step ran, the time its history entry
+    // shows (a cached step keeps it, so a fully cached rebuild yields the same image).
+    "CREATE TABLE cache_records_v3 (
+        key              TEXT PRIMARY KEY,  -- CacheKey (sha256) of a step's result
+        snapshot         TEXT NOT NULL,     -- committed snapshot holding the filesystem after the step
+        layer_digest     TEXT,              -- the step's layer blob (compressed), once written
+        layer_diff_id    TEXT,              -- its uncompressed digest
+        layer_size       INTEGER,
+        layer_media_type TEXT,
+        created_ns       INTEGER NOT NULL,  -- unix nanoseconds: when the step ran
+        used_at          INTEGER NOT NULL   -- unix seconds: last hit
+    ) STRICT;
+    INSERT INTO cache_records_v3
+        SELECT key, snapshot, layer_digest, layer_diff_id, layer_size, layer_media_type,
+               created_at * 1000000000, used_at
+        FROM cache_records;
+    DROP TABLE cache_records;
+    ALTER TABLE cache_records_v3 RENAME TO cache_records;",
 ];
 
 /// The metadata database at `<root>/metadata-v1.db`.
@@ -191,4 +210,66 @@ where
 {
     let text: String = row.get(index)?;
     parse(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v2_database_keeps_its_cache_records_through_v3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for step in &MIGRATIONS[..2] {
+                tx.execute_batch(step).unwrap();
+            }
+            tx.execute(
+                "INSERT INTO cache_records VALUES ('k', 'step-k', 'sha256:aa', 'sha256:bb', 7, 'gzip', 1700000000, 1700000001)",
+                [],
+            )
+            .unwrap();
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.commit().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let row = db
+            .read(|tx| {
+                Ok(tx.query_row(
+                    "SELECT snapshot, layer_digest, layer_size, created_ns, used_at FROM cache_records",
+                    [],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, i64>(4)?,
+                        ))
+                    },
+                )?)
+            })
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                "step-k".to_owned(),
+                Some("sha256:aa".to_owned()),
+                7,
+                1_700_000_000_000_000_000,
+                1_700_000_001
+            )
+        );
+        // A record without a layer is now allowed.
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO cache_records (key, snapshot, created_ns, used_at) VALUES ('n', 's', 0, 0)",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -183,7 +183,8 @@ impl ImageStore {
                 live.insert(digest?);
             }
             // Build-cache records keep their layers: a cache hit must find its blob.
-            let mut statement = tx.prepare("SELECT DISTINCT layer_digest FROM cache_records")?;
+            let mut statement =
+                tx.prepare("SELECT DISTINCT layer_digest FROM cache_records WHERE layer_digest IS NOT NULL")?;
             for digest in statement.query_map([], |row| digest_column(row, 0))? {
                 live.insert(digest?);
             }

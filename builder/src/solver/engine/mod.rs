@@ -10,9 +10,10 @@
 
 mod step;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kiln_frontend::graph::Platform;
 use kiln_snapshotter::{ErrorKind as SnapshotErrorKind, Snapshotter};
@@ -25,7 +26,7 @@ use super::error::BuildError;
 use super::image::ImageConfig;
 use super::op::CopyOp;
 use super::progress::{LogStream, Progress};
-use super::scheduler::{Chain, Engine, Job, ResolvedImage};
+use super::scheduler::{Chain, ChainLayer, Engine, Job, ResolvedImage};
 use crate::content::{Digest, Digester};
 use crate::context::{Context, IgnoreSource, StatCache};
 use crate::reference::ImageRef;
@@ -50,6 +51,8 @@ pub(crate) struct LocalEngine {
     /// Holds every blob the build writes until the image is named (see `store`'s GC protocol).
     pub(crate) lease: Arc<Lease>,
     progress: Progress,
+    /// Step layers being written or written by this build.
+    step_layers: StepLayers,
 }
 
 impl LocalEngine {
@@ -63,6 +66,12 @@ impl LocalEngine {
         progress: Progress,
     ) -> Result<LocalEngine, BuildError> {
         let lease = Arc::new(store.lease(BUILD_LEASE)?);
+        let step_layers = StepLayers {
+            store: Arc::clone(&store),
+            snapshotter: Arc::clone(&snapshotter),
+            lease: Arc::clone(&lease),
+            cells: Arc::default(),
+        };
         Ok(LocalEngine {
             store,
             snapshotter,
@@ -74,6 +83,7 @@ impl LocalEngine {
             pull,
             lease,
             progress,
+            step_layers,
         })
     }
 
@@ -133,6 +143,106 @@ impl LocalEngine {
     }
 }
 
+/// A layer of the image being exported, with the time its history entry shows if a step made it.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportLayer {
+    pub(crate) layer: Layer,
+    /// When the step ran (`None` for a base image's layer, whose history has its own time).
+    pub(crate) created: Option<SystemTime>,
+}
+
+impl LocalEngine {
+    /// The blobs of a chain's layers, writing those no build has written yet (two at a time: each
+    /// also compresses on two threads, but small layers are bound by their walk and fsync).
+    pub(crate) async fn write_layers(&self, chain: &Chain) -> Result<Vec<ExportLayer>, BuildError> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        futures_util::stream::iter(chain.layers.iter().cloned())
+            .map(|layer| self.write_layer(layer))
+            .buffered(2)
+            .try_collect()
+            .await
+    }
+
+    async fn write_layer(&self, layer: ChainLayer) -> Result<ExportLayer, BuildError> {
+        let (key, record) = match layer {
+            ChainLayer::Image(layer) => return Ok(ExportLayer { layer, created: None }),
+            ChainLayer::Step { key, record } => (key, record),
+        };
+        let created = Some(record.created);
+        if let Some(layer) = record.layer {
+            return Ok(ExportLayer { layer, created });
+        }
+        let layer = self.step_layers.get(key, record).await?;
+        Ok(ExportLayer { layer, created })
+    }
+}
+
+/// The layers of this build's steps, by snapshot name, each written once however many ask: an
+/// exported step's layer starts in the background as soon as the step is done
+/// ([`StepLayers::start`]), and the export waits for it.
+#[derive(Clone)]
+struct StepLayers {
+    store: Arc<ImageStore>,
+    snapshotter: Arc<dyn Snapshotter>,
+    lease: Arc<Lease>,
+    cells: Arc<std::sync::Mutex<HashMap<String, Arc<OnceCell<Layer>>>>>,
+}
+
+impl StepLayers {
+    /// The layer of a step's snapshot.
+    async fn get(&self, key: CacheKey, record: CacheRecord) -> Result<Layer, BuildError> {
+        let cell = Arc::clone(
+            self.cells
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(record.snapshot.clone())
+                .or_default(),
+        );
+        let this = self.clone();
+        cell.get_or_try_init(|| {
+            blocking(move || write_step_layer(&this.store, &*this.snapshotter, &this.lease, &key, &record))
+        })
+        .await
+        .cloned()
+    }
+
+    /// Starts writing a step's layer in the background; an error is left for the export to meet
+    /// again (and report) when it asks for the layer.
+    fn start(&self, key: CacheKey, record: CacheRecord) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.get(key, record).await;
+        });
+    }
+}
+
+/// Writes a step's layer unless another build has recorded it for the same snapshot since, and
+/// records it.
+fn write_step_layer(
+    store: &ImageStore,
+    snapshotter: &dyn Snapshotter,
+    lease: &Lease,
+    key: &CacheKey,
+    record: &CacheRecord,
+) -> Result<Layer, BuildError> {
+    if let Some(Some(layer)) = cache::get(store.db(), key)?
+        .filter(|r| r.snapshot == record.snapshot)
+        .map(|r| r.layer)
+    {
+        lease.add(&layer.digest)?;
+        if store
+            .content()
+            .exists(&layer.digest)
+            .map_err(|e| BuildError::Store(e.into()))?
+        {
+            return Ok(layer);
+        }
+    }
+    let layer = step::write_layer(store, snapshotter, lease, &record.snapshot)?;
+    cache::set_layer(store.db(), key, &record.snapshot, &layer)?;
+    Ok(layer)
+}
+
 impl Engine for LocalEngine {
     async fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::BaseImage {
@@ -188,7 +298,7 @@ impl Engine for LocalEngine {
             Chain {
                 key: key.clone(),
                 snapshot: top,
-                layers,
+                layers: layers.into_iter().map(ChainLayer::Image).collect(),
             },
             worked,
         ))
@@ -203,7 +313,7 @@ impl Engine for LocalEngine {
     }
 
     async fn lookup(&self, key: &CacheKey) -> Result<Option<CacheRecord>, BuildError> {
-        let Some(record) = cache::get(self.store.db(), key)? else {
+        let Some(mut record) = cache::get(self.store.db(), key)? else {
             return Ok(None);
         };
         let snapshot_ok = match self.snapshotter.stat(&record.snapshot) {
@@ -211,17 +321,23 @@ impl Engine for LocalEngine {
             Err(e) if e.kind() == SnapshotErrorKind::NotFound => false,
             Err(e) => return Err(e.into()),
         };
-        let blob_ok = self
-            .store
-            .content()
-            .exists(&record.layer.digest)
-            .map_err(|e| BuildError::Store(e.into()))?;
-        if !(snapshot_ok && blob_ok) {
+        if !snapshot_ok {
             return Ok(None);
         }
-        // Held by this build's lease from now on, so a concurrent GC cannot take it before the
-        // image names it (the cache record alone would also keep it, unless pruned meanwhile).
-        self.lease.add(&record.layer.digest)?;
+        if let Some(layer) = &record.layer {
+            // Held by this build's lease from now on, so a concurrent GC cannot take it before the
+            // image names it (the cache record alone would also keep it, unless pruned meanwhile).
+            self.lease.add(&layer.digest)?;
+            let blob_ok = self
+                .store
+                .content()
+                .exists(&layer.digest)
+                .map_err(|e| BuildError::Store(e.into()))?;
+            if !blob_ok {
+                // Written again from the snapshot if an image needs it.
+                record.layer = None;
+            }
+        }
         cache::touch(self.store.db(), key)?;
         Ok(Some(record))
     }
@@ -241,7 +357,6 @@ impl Engine for LocalEngine {
             store: Arc::clone(&self.store),
             snapshotter: Arc::clone(&self.snapshotter),
             root: self.root.clone(),
-            lease: Arc::clone(&self.lease),
             context,
             parent: job.parent.snapshot.clone(),
             inputs: job
@@ -254,7 +369,11 @@ impl Engine for LocalEngine {
             vertex: job.vertex.clone(),
             cancel,
         };
-        blocking(move || work.run()).await
+        let record = blocking(move || work.run()).await?;
+        if job.exported {
+            self.step_layers.start(job.key.clone(), record.clone());
+        }
+        Ok(record)
     }
 }
 

@@ -148,12 +148,51 @@ pub(crate) fn unpack_layers(
     Ok((parent, worked))
 }
 
+/// Writes the changes a committed step snapshot holds over its parent as a gzip layer into the
+/// content store, held by `lease`.
+pub(crate) fn write_layer(
+    store: &ImageStore,
+    snapshotter: &dyn Snapshotter,
+    lease: &Lease,
+    snapshot: &str,
+) -> Result<Layer, BuildError> {
+    let upper = snapshotter.upper_dir(snapshot)?;
+    let parent_tree = match snapshotter.backend() {
+        Backend::Copy => match snapshotter.stat(snapshot)?.parent {
+            Some(parent) => Some(snapshotter.upper_dir(&parent)?),
+            None => None,
+        },
+        _ => None,
+    };
+    let changes = match snapshotter.backend() {
+        Backend::Copy => Changes::TreeCompare {
+            parent: parent_tree.as_deref(),
+            tree: &upper,
+        },
+        _ => Changes::OverlayUpper(&upper),
+    };
+    let ingest = store
+        .content()
+        .ingest(None)
+        .map_err(|e| BuildError::Store(e.into()))?;
+    let (descriptor, ingest) =
+        layer::diff(changes, ingest, &DiffOptions::new()).map_err(|e| BuildError::Layer(Box::new(e)))?;
+    // Leased before it is committed: the GC protocol of the store.
+    lease.add(&descriptor.digest)?;
+    ingest.commit().map_err(|e| BuildError::Store(e.into()))?;
+    Ok(Layer {
+        digest: descriptor.digest,
+        diff_id: descriptor.diff_id,
+        size: descriptor.size,
+        media_type: descriptor.media_type.to_owned(),
+    })
+}
+
 /// One step to run, with owned copies of what it needs (it runs on a blocking thread).
 pub(crate) struct Work {
     pub(crate) store: Arc<ImageStore>,
     pub(crate) snapshotter: Arc<dyn Snapshotter>,
     pub(crate) root: PathBuf,
-    pub(crate) lease: Arc<Lease>,
     pub(crate) context: Option<Arc<Context>>,
     pub(crate) parent: Option<String>,
     pub(crate) inputs: Vec<(Input, Option<String>)>,
@@ -164,7 +203,8 @@ pub(crate) struct Work {
 }
 
 impl Work {
-    /// prepare -> mount -> run the op -> unmount -> diff into a layer blob -> commit -> record.
+    /// prepare -> mount -> run the op -> unmount -> commit -> record. The layer blob is written later,
+    /// if an image needs it ([`write_layer`]).
     pub(crate) fn run(self) -> Result<CacheRecord, BuildError> {
         let snapshotter = &*self.snapshotter;
         let (active, mounts) = ActiveSnapshot::prepare(snapshotter, self.parent.as_deref())?;
@@ -180,47 +220,15 @@ impl Work {
         if self.cancel.is_cancelled() {
             return Err(BuildError::Interrupted);
         }
-        let layer = self.diff(&active.key)?;
         let name = format!("step-{}", self.key.digest().hex());
         active.commit(&name)?;
         let record = CacheRecord {
             snapshot: name,
-            layer,
+            layer: None,
+            created: std::time::SystemTime::now(),
         };
         cache::put(self.store.db(), &self.key, &record)?;
         Ok(record)
-    }
-
-    /// Writes the active snapshot's changes as a gzip layer into the content store.
-    fn diff(&self, key: &str) -> Result<Layer, BuildError> {
-        let upper = self.snapshotter.upper_dir(key)?;
-        let parent_tree = match (self.snapshotter.backend(), &self.parent) {
-            (Backend::Copy, Some(parent)) => Some(self.snapshotter.upper_dir(parent)?),
-            _ => None,
-        };
-        let changes = match self.snapshotter.backend() {
-            Backend::Copy => Changes::TreeCompare {
-                parent: parent_tree.as_deref(),
-                tree: &upper,
-            },
-            _ => Changes::OverlayUpper(&upper),
-        };
-        let ingest = self
-            .store
-            .content()
-            .ingest(None)
-            .map_err(|e| BuildError::Store(e.into()))?;
-        let (descriptor, ingest) =
-            layer::diff(changes, ingest, &DiffOptions::new()).map_err(|e| BuildError::Layer(Box::new(e)))?;
-        // Leased before it is committed: the GC protocol of the store.
-        self.lease.add(&descriptor.digest)?;
-        ingest.commit().map_err(|e| BuildError::Store(e.into()))?;
-        Ok(Layer {
-            digest: descriptor.digest,
-            diff_id: descriptor.diff_id,
-            size: descriptor.size,
-            media_type: descriptor.media_type.to_owned(),
-        })
     }
 
     fn run_process(&self, rootfs: &Path, run: &RunOp) -> Result<(), BuildError> {

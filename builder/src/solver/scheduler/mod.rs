@@ -10,7 +10,7 @@
 //! kills running processes and removes active snapshots when its futures are dropped).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -37,7 +37,22 @@ use crate::content::Digest;
 pub(crate) struct Chain {
     pub(crate) key: CacheKey,
     pub(crate) snapshot: Option<String>,
-    pub(crate) layers: Vec<Layer>,
+    pub(crate) layers: Vec<ChainLayer>,
+}
+
+/// One layer of a [`Chain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ChainLayer {
+    /// A base image's layer: its blob is in the store.
+    Image(Layer),
+    /// A step's result, whose layer blob is written when an image needs it (`record.layer` is `None`
+    /// until then).
+    Step {
+        /// The step's cache key.
+        key: CacheKey,
+        /// Its record.
+        record: CacheRecord,
+    },
 }
 
 /// A base image after resolution: what FROM shows and starts from.
@@ -73,6 +88,9 @@ pub(crate) struct Job<'a> {
     pub(crate) inputs: &'a [(Input, Chain)],
     /// Where its output goes.
     pub(crate) vertex: &'a Vertex,
+    /// Whether its result is a layer of the image being built (its stage is the target or one the
+    /// target starts FROM): the engine may start writing the layer blob right away.
+    pub(crate) exported: bool,
 }
 
 /// The work the scheduler orders: resolving images, the cache, running steps. The real engine drives
@@ -110,6 +128,8 @@ pub(crate) struct Scheduler<'a, E> {
     stages: HashMap<StageId, watch::Sender<Option<Arc<StageResult>>>>,
     images: RefCell<HashMap<String, Rc<OnceCell<Arc<BaseImage>>>>>,
     steps: RefCell<HashMap<CacheKey, Rc<OnceCell<CacheRecord>>>>,
+    /// The stages whose steps become layers of the image: the target and the stages it is FROM.
+    exported: HashSet<StageId>,
     /// Whether progress names carry the stage name (BuildKit drops it when there is one stage).
     named: bool,
 }
@@ -135,6 +155,7 @@ impl<'a, E: Engine> Scheduler<'a, E> {
             stages,
             images: RefCell::new(HashMap::new()),
             steps: RefCell::new(HashMap::new()),
+            exported: exported_stages(graph),
             named: state_count(graph) > 1,
         }
     }
@@ -189,7 +210,8 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                 }
             }
             let name = counter.name(lowered.name.as_deref().unwrap_or_default(), onbuild);
-            chain = self.step(step, &op, chain, &platform, name).await?;
+            let exported = self.exported.contains(&id);
+            chain = self.step(step, &op, chain, &platform, name, exported).await?;
         }
         let result = Arc::new(StageResult { state, chain });
         // `send_replace` stores the value even when no one has subscribed yet (`send` would not).
@@ -264,6 +286,7 @@ impl<'a, E: Engine> Scheduler<'a, E> {
         parent: Chain,
         platform: &Platform,
         name: String,
+        exported: bool,
     ) -> Result<Chain, BuildError> {
         let inputs = self.inputs(op, platform).await?;
         let key = self.key(op, &parent, &inputs).await?;
@@ -284,6 +307,7 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                     key: &key,
                     inputs: &inputs,
                     vertex: &vertex,
+                    exported,
                 };
                 self.engine.execute(job).await
             })
@@ -300,11 +324,15 @@ impl<'a, E: Engine> Scheduler<'a, E> {
         } else {
             vertex.cached();
         }
+        let snapshot = Some(record.snapshot.clone());
         let mut layers = parent.layers;
-        layers.push(record.layer);
+        layers.push(ChainLayer::Step {
+            key: key.clone(),
+            record,
+        });
         Ok(Chain {
             key,
-            snapshot: Some(record.snapshot),
+            snapshot,
             layers,
         })
     }
@@ -500,6 +528,20 @@ fn state_count(graph: &BuildGraph) -> usize {
         }
     }
     graph.stages.len() + images.len()
+}
+
+/// The target and the stages it is built FROM, transitively: the stages whose steps are the image's
+/// layers.
+fn exported_stages(graph: &BuildGraph) -> HashSet<StageId> {
+    let mut exported = HashSet::new();
+    let mut id = graph.target;
+    while exported.insert(id) {
+        match &graph.stage(id).base {
+            Base::Stage(base) => id = *base,
+            Base::Image(_) | Base::Scratch => break,
+        }
+    }
+    exported
 }
 
 /// What a `--from` name means: the last stage of that name, else an image.

@@ -52,7 +52,7 @@ impl Engine for Fake {
             Chain {
                 key: key.clone(),
                 snapshot: Some(image.name.clone()),
-                layers: vec![layer],
+                layers: vec![ChainLayer::Image(layer)],
             },
             true,
         ))
@@ -82,12 +82,8 @@ impl Engine for Fake {
         self.log.borrow_mut().push(format!("end {what}"));
         let record = CacheRecord {
             snapshot: job.key.to_string(),
-            layer: Layer {
-                digest: job.key.digest().clone(),
-                diff_id: job.key.digest().clone(),
-                size: 1,
-                media_type: "layer".into(),
-            },
+            layer: None,
+            created: std::time::SystemTime::now(),
         };
         self.cache.borrow_mut().insert(job.key.clone(), record.clone());
         Ok(record)
