@@ -143,3 +143,30 @@ fn heredocs_and_onbuild_triggers() {
     );
     assert_eq!(read(out.path(), "both"), "hello you\ntriggered\n");
 }
+
+#[test]
+fn a_missing_source_fails_its_step_with_the_dockerfile_lines() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY present.txt /\nCOPY missing.txt /\n",
+        ),
+        ("present.txt", "here\n"),
+    ]);
+    let built = root.build(ctx.path(), &["-t", "never:1"]);
+    assert!(!built.success);
+    let stderr = &built.stderr;
+    assert!(
+        stderr.contains("\"/missing.txt\": not found"),
+        "the path that is missing: {stderr}"
+    );
+    assert!(
+        stderr.contains("error: failed to solve: failed to compute cache key: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" > [3/3] COPY missing.txt /:\n"), "{stderr}");
+    assert!(stderr.contains("   3 | >>> COPY missing.txt /\n"), "{stderr}");
+    assert!(root.ok(&["images", "-q", "never:1"]).is_empty());
+}

@@ -289,7 +289,21 @@ impl<'a, E: Engine> Scheduler<'a, E> {
         exported: bool,
     ) -> Result<Chain, BuildError> {
         let inputs = self.inputs(op, platform).await?;
-        let key = self.key(op, &parent, &inputs).await?;
+        let key = match self.key(op, &parent, &inputs).await {
+            Ok(key) => key,
+            // What the step reads from the context is missing or unreadable: as in BuildKit, the
+            // step fails (with its Dockerfile lines) before it runs.
+            Err(BuildError::Context(cause)) => {
+                let vertex = self.progress.start(name.clone());
+                let error = BuildError::step(
+                    format!("failed to compute cache key: {}", error_chain(&*cause)),
+                    Vec::new(),
+                );
+                vertex.failed(&error.to_string());
+                return Err(self.locate(error, step, name));
+            }
+            Err(error) => return Err(error),
+        };
         let cell = Rc::clone(self.steps.borrow_mut().entry(key.clone()).or_default());
         let vertex = self.progress.start(name.clone());
         let mut ran = false;
@@ -528,6 +542,18 @@ fn state_count(graph: &BuildGraph) -> usize {
         }
     }
     graph.stages.len() + images.len()
+}
+
+/// An error and its sources, joined by `: `.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The target and the stages it is built FROM, transitively: the stages whose steps are the image's
