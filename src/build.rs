@@ -243,16 +243,11 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Resu
 fn build(args: &Args, global: &Global) -> Result<()> {
     let request = request(args)?;
     let builder = Builder::open(global.root())?;
-    let mode = match (args.quiet, args.progress) {
-        (true, _) => progress::Mode::Quiet,
-        (false, progress::Mode::Auto) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
-            progress::Mode::Tty
-        }
-        (false, progress::Mode::Auto) => progress::Mode::Plain,
-        (false, mode) => mode,
-    };
-    let printer = Printer::new(mode);
-    let outcome = match builder.build(&request, &printer) {
+    let printer = Printer::new(args.progress.resolve(args.quiet));
+    let result = builder.build(&request, &printer);
+    // The live view leaves its last frame before anything else prints.
+    printer.finish();
+    let outcome = match result {
         Ok(outcome) => outcome,
         Err(BuildError::StepFailed(failure)) => {
             print_failure(&failure.vertex, &failure.file, failure.lines, &failure.logs);

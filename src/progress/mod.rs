@@ -17,11 +17,16 @@
 //!
 //! [`Blobs`] turns the registry client's events into board lines with Docker's wording, and
 //! [`Layers`] the archive's events (`save`, `load`).
+//!
+//! A build draws no board: [`vertices`] renders the solver's vertices as `--progress` says, as
+//! BuildKit's plain lines, as JSON, or (`tty`) as BuildKit's live view, which the `tty` module
+//! draws with the same terminal and colour rules as the bars.
 
 mod bars;
 mod blobs;
 mod layers;
 mod lines;
+mod tty;
 pub(crate) mod vertices;
 
 use std::io::{IsTerminal, Write};
@@ -47,17 +52,31 @@ impl Mode {
     /// The mode for this process: silent when `quiet`, bars when stderr is a terminal that can
     /// move its cursor (not `TERM=dumb`), plain lines otherwise.
     pub(crate) fn detect(quiet: bool) -> Mode {
-        let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
         if quiet {
             Mode::Silent
-        } else if std::io::stderr().is_terminal() && var("TERM").is_none_or(|term| term != "dumb") {
+        } else if live_terminal() {
             Mode::Bars {
-                color: var("NO_COLOR").is_none(),
+                color: color_allowed(),
             }
         } else {
             Mode::Lines
         }
     }
+}
+
+/// Whether stderr is a terminal that can redraw in place: a terminal, and not `TERM=dumb`.
+fn live_terminal() -> bool {
+    std::io::stderr().is_terminal() && env("TERM").is_none_or(|term| term != "dumb")
+}
+
+/// Whether colour is allowed: not when `NO_COLOR` is set and not empty.
+fn color_allowed() -> bool {
+    env("NO_COLOR").is_none()
+}
+
+/// An environment variable, when set and not empty.
+fn env(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|value| !value.is_empty())
 }
 
 /// What one line says now.

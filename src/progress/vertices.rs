@@ -1,10 +1,13 @@
-//! A build's progress: BuildKit's vertex lines (`#5 [build 2/4] RUN make`), or one JSON event a line.
+//! A build's progress: BuildKit's vertex lines (`#5 [build 2/4] RUN make`), its live view on a
+//! terminal, or one JSON event a line.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
 use kiln_builder::solver::{Event, LogStream, Reporter, VertexId};
+
+use super::tty::Live;
 
 /// How `--progress` renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,7 +16,8 @@ pub(crate) enum Mode {
     Auto,
     /// BuildKit's plain text (`#5 [build 2/4] RUN make`).
     Plain,
-    /// A live view on a terminal (currently the plain text, flushed as it comes).
+    /// BuildKit's live view, redrawn in place on a terminal; off a terminal, its last frame once
+    /// the build is over.
     Tty,
     /// One JSON event a line.
     Rawjson,
@@ -21,10 +25,30 @@ pub(crate) enum Mode {
     Quiet,
 }
 
-/// Writes events to stderr as the mode says.
+impl Mode {
+    /// The mode in force: nothing when `quiet`; for `auto`, the live view on a terminal that can
+    /// move its cursor (not `TERM=dumb`), plain text otherwise.
+    pub(crate) fn resolve(self, quiet: bool) -> Mode {
+        match self {
+            _ if quiet => Mode::Quiet,
+            Mode::Auto if super::live_terminal() => Mode::Tty,
+            Mode::Auto => Mode::Plain,
+            mode => mode,
+        }
+    }
+}
+
+/// Writes events to stderr as the mode says. Call [`Printer::finish`] (or drop it) once the build
+/// is over, before printing anything else: the live view then draws its last frame.
 pub(crate) struct Printer {
-    mode: Mode,
-    state: Mutex<State>,
+    output: Output,
+}
+
+enum Output {
+    Quiet,
+    Rawjson,
+    Plain(Mutex<State>),
+    Tty(Live),
 }
 
 #[derive(Default)]
@@ -33,28 +57,40 @@ struct State {
 }
 
 impl Printer {
+    /// A printer for `mode` (as [`Mode::resolve`] leaves it; `auto` prints plain text).
     pub(crate) fn new(mode: Mode) -> Printer {
-        Printer {
-            mode,
-            state: Mutex::new(State::default()),
-        }
+        let output = match mode {
+            Mode::Quiet => Output::Quiet,
+            Mode::Rawjson => Output::Rawjson,
+            Mode::Auto | Mode::Plain => Output::Plain(Mutex::new(State::default())),
+            Mode::Tty => Output::Tty(Live::new(super::color_allowed())),
+        };
+        Printer { output }
+    }
+
+    /// Ends the output: the live view leaves its last frame.
+    pub(crate) fn finish(self) {
+        drop(self);
     }
 }
 
 impl Reporter for Printer {
     fn report(&self, event: &Event) {
-        let mut err = std::io::stderr().lock();
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // A closed stderr must not fail the build: write errors are ignored.
-        let _ = match self.mode {
-            Mode::Quiet => Ok(()),
-            Mode::Rawjson => serde_json::to_string(event)
+        let _ = match &self.output {
+            Output::Quiet => Ok(()),
+            Output::Tty(live) => {
+                live.report(event);
+                Ok(())
+            }
+            Output::Rawjson => serde_json::to_string(event)
                 .map_err(std::io::Error::other)
-                .and_then(|line| writeln!(err, "{line}")),
-            Mode::Auto | Mode::Plain | Mode::Tty => plain(&mut err, &mut state, event),
+                .and_then(|line| writeln!(std::io::stderr().lock(), "{line}")),
+            Output::Plain(state) => plain(
+                &mut std::io::stderr().lock(),
+                &mut state.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                event,
+            ),
         };
     }
 }
