@@ -140,15 +140,17 @@ pub(crate) fn set_layer(db: &Db, key: &CacheKey, snapshot: &str, layer: &Layer) 
     })
 }
 
-/// Notes a hit (for a future cache prune that drops the least recently used records).
-pub(crate) fn touch(db: &Db, key: &CacheKey) -> Result<(), StoreError> {
-    db.write(|tx| {
-        tx.execute(
-            "UPDATE cache_records SET used_at = unixepoch() WHERE key = ?1",
-            [key.digest().as_str()],
-        )?;
-        Ok(())
-    })
+/// Notes hits (for a cache prune that drops the least recently used records), inside the caller's
+/// write transaction.
+pub(crate) fn touch_in<'k>(
+    tx: &rusqlite::Transaction<'_>,
+    keys: impl IntoIterator<Item = &'k CacheKey>,
+) -> Result<(), StoreError> {
+    let mut statement = tx.prepare_cached("UPDATE cache_records SET used_at = unixepoch() WHERE key = ?1")?;
+    for key in keys {
+        statement.execute([key.digest().as_str()])?;
+    }
+    Ok(())
 }
 
 /// A time as unix nanoseconds (saturating; times before 1970 are 0).
@@ -181,7 +183,7 @@ mod tests {
             created,
         };
         put(store.db(), &key, &record).unwrap();
-        touch(store.db(), &key).unwrap();
+        store.db().write(|tx| touch_in(tx, [&key])).unwrap();
         assert_eq!(
             get(store.db(), &key).unwrap(),
             Some(record.clone()),

@@ -75,6 +75,25 @@ impl Lease {
         })
     }
 
+    /// Protects every digest of `digests` in one transaction (one commit, however many).
+    pub fn add_all<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) -> Result<(), StoreError> {
+        self.db.write(|tx| self.add_in(tx, digests))
+    }
+
+    /// Protects `digests` inside the caller's write transaction on this lease's database, so that
+    /// other changes can share its commit.
+    pub fn add_in<'d>(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        digests: impl IntoIterator<Item = &'d Digest>,
+    ) -> Result<(), StoreError> {
+        let mut statement = tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
+        for digest in digests {
+            statement.execute([self.id.as_str(), digest.as_str()])?;
+        }
+        Ok(())
+    }
+
     /// Moves the expiry to `ttl` from now.
     pub fn renew(&self, ttl: Duration) -> Result<(), StoreError> {
         self.db.write(|tx| {

@@ -53,6 +53,8 @@ pub(crate) struct LocalEngine {
     progress: Progress,
     /// Step layers being written or written by this build.
     step_layers: StepLayers,
+    /// The cache keys this build hit, noted in the database at export.
+    hits: std::sync::Mutex<Vec<CacheKey>>,
 }
 
 impl LocalEngine {
@@ -84,6 +86,7 @@ impl LocalEngine {
             lease,
             progress,
             step_layers,
+            hits: std::sync::Mutex::default(),
         })
     }
 
@@ -156,6 +159,21 @@ impl LocalEngine {
     /// also compresses on two threads, but small layers are bound by their walk and fsync).
     pub(crate) async fn write_layers(&self, chain: &Chain) -> Result<Vec<ExportLayer>, BuildError> {
         use futures_util::{StreamExt as _, TryStreamExt as _};
+        // One commit puts the blobs already written under this build's lease and notes the cache
+        // hits, however many steps hit: a no-op rebuild should not pay a disk sync per step.
+        let written: Vec<&Digest> = chain
+            .layers
+            .iter()
+            .filter_map(|layer| match layer {
+                ChainLayer::Image(layer) => Some(&layer.digest),
+                ChainLayer::Step { record, .. } => record.layer.as_ref().map(|l| &l.digest),
+            })
+            .collect();
+        let hits = std::mem::take(&mut *self.hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.store.db().write(|tx| {
+            self.lease.add_in(tx, written)?;
+            cache::touch_in(tx, &hits)
+        })?;
         futures_util::stream::iter(chain.layers.iter().cloned())
             .map(|layer| self.write_layer(layer))
             .buffered(2)
@@ -169,11 +187,26 @@ impl LocalEngine {
             ChainLayer::Step { key, record } => (key, record),
         };
         let created = Some(record.created);
-        if let Some(layer) = record.layer {
-            return Ok(ExportLayer { layer, created });
+        if let Some(layer) = &record.layer {
+            // Leased now (`write_layers`): if it is still there, it stays.
+            if self.blob_exists(&layer.digest)? {
+                return Ok(ExportLayer {
+                    layer: layer.clone(),
+                    created,
+                });
+            }
         }
         let layer = self.step_layers.get(key, record).await?;
         Ok(ExportLayer { layer, created })
+    }
+}
+
+impl LocalEngine {
+    fn blob_exists(&self, digest: &Digest) -> Result<bool, BuildError> {
+        self.store
+            .content()
+            .exists(digest)
+            .map_err(|e| BuildError::Store(e.into()))
     }
 }
 
@@ -325,20 +358,17 @@ impl Engine for LocalEngine {
             return Ok(None);
         }
         if let Some(layer) = &record.layer {
-            // Held by this build's lease from now on, so a concurrent GC cannot take it before the
-            // image names it (the cache record alone would also keep it, unless pruned meanwhile).
-            self.lease.add(&layer.digest)?;
-            let blob_ok = self
-                .store
-                .content()
-                .exists(&layer.digest)
-                .map_err(|e| BuildError::Store(e.into()))?;
-            if !blob_ok {
+            // The record roots its blob; this build's lease takes it over at export (one commit for
+            // all hits, see `write_layers`), which checks again that it is there.
+            if !self.blob_exists(&layer.digest)? {
                 // Written again from the snapshot if an image needs it.
                 record.layer = None;
             }
         }
-        cache::touch(self.store.db(), key)?;
+        self.hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(key.clone());
         Ok(Some(record))
     }
 
