@@ -6,6 +6,7 @@ mod build_call;
 mod build_copy;
 mod build_image;
 mod build_interrupt;
+mod build_secret;
 mod build_stages;
 mod debug_ast;
 mod debug_context;

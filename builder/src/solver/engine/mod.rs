@@ -8,6 +8,7 @@
 //! as `step-<cache key hex>`. Work in progress lives in active snapshots named `build-<random>`,
 //! removed by a guard when the step fails or the build is interrupted.
 
+mod secrets;
 mod step;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use crate::context::{Context, IgnoreSource, StatCache};
 use crate::reference::ImageRef;
 use crate::store::{ImageStore, Lease};
 
+pub(crate) use secrets::Secrets;
 pub(crate) use step::{ActiveSnapshot, random_suffix, unpack_layers};
 
 /// How long a build's lease keeps new blobs if the process dies mid-build.
@@ -50,6 +52,8 @@ pub(crate) struct LocalEngine {
     /// Holds every blob the build writes until the image is named (see `store`'s GC protocol).
     pub(crate) lease: Arc<Lease>,
     progress: Progress,
+    /// The secrets and ssh agents steps may mount.
+    secrets: Arc<Secrets>,
 }
 
 impl LocalEngine {
@@ -74,7 +78,14 @@ impl LocalEngine {
             pull,
             lease,
             progress,
+            secrets: Arc::default(),
         })
+    }
+
+    /// Gives steps `secrets` to mount.
+    pub(crate) fn with_secrets(mut self, secrets: Secrets) -> LocalEngine {
+        self.secrets = Arc::new(secrets);
+        self
     }
 
     /// The build context, walked once per build (on a blocking thread: it reads the whole tree).
@@ -253,6 +264,7 @@ impl Engine for LocalEngine {
             key: job.key.clone(),
             vertex: job.vertex.clone(),
             cancel,
+            secrets: Arc::clone(&self.secrets),
         };
         blocking(move || work.run()).await
     }
