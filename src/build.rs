@@ -12,7 +12,7 @@ use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
 use kiln_builder::frontend::syntax::Dockerfile;
 use kiln_builder::platform::{self, Platform};
 use kiln_builder::reference::ImageRef;
-use kiln_builder::solver::{BuildError, BuildRequest, Builder, Network, Output};
+use kiln_builder::solver::{BuildError, BuildRequest, Builder, Network, Output, SecretSource, SshSource};
 
 use crate::Global;
 use crate::progress::vertices::{self as progress, Printer};
@@ -58,6 +58,14 @@ pub(crate) struct Args {
     /// The network RUN steps get: `default`, `none` or `host`.
     #[arg(long, value_name = "MODE", default_value = "default")]
     network: NetworkArg,
+    /// Give `RUN --mount=type=secret` a secret: `id=ID,src=PATH` (a file), `id=ID,env=VAR` (a
+    /// variable), or `id=ID` alone (the variable ID if it is set, else the file ID).
+    #[arg(long = "secret", value_name = "id=ID[,src=PATH|env=VAR]")]
+    secrets: Vec<String>,
+    /// Give `RUN --mount=type=ssh` an SSH agent: `ID=SOCKET`, or `ID` (`default`) for the agent of
+    /// `$SSH_AUTH_SOCK`.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
     /// Where the image goes: `type=docker,dest=F.tar`, `type=oci,dest=F.tar`, `type=local,dest=DIR`,
     /// `type=image` (the store), or a directory (local).
     #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
@@ -299,6 +307,14 @@ fn request(args: &Args) -> Result<BuildRequest> {
     for output in &args.outputs {
         request = request.output(parse_output(output)?);
     }
+    for spec in &args.secrets {
+        let (id, source) = parse_secret(spec).with_context(|| format!("invalid --secret {spec}"))?;
+        request = request.secret(id, source);
+    }
+    for spec in &args.ssh {
+        let (id, source) = parse_ssh(spec).with_context(|| format!("invalid --ssh {spec}"))?;
+        request = request.ssh(id, source);
+    }
     Ok(request.build())
 }
 
@@ -327,6 +343,72 @@ fn parse_output(spec: &str) -> Result<Output> {
         Some("image") => Output::Store,
         other => anyhow::bail!("unsupported output type {:?}", other.unwrap_or_default()),
     })
+}
+
+/// `--secret` as buildx reads it: `type=file|env`, `id`, `src`/`source` and `env` fields. Without
+/// `src` or `env`, the id names a variable if one is set, else a file; a variable wins over a
+/// file, and `type=env` makes `src` the variable's name. A file is checked now (and read when a
+/// step mounts it).
+fn parse_secret(spec: &str) -> Result<(String, SecretSource)> {
+    let (mut id, mut src, mut env, mut env_type) = (None, None, None, false);
+    for field in spec.split(',') {
+        let Some((key, value)) = field.split_once('=') else {
+            anyhow::bail!("invalid field '{field}' must be a key=value pair");
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "type" if value == "file" || value == "env" => env_type = value == "env",
+            "type" => anyhow::bail!("unsupported secret type {value:?}"),
+            "id" => id = Some(value.to_owned()),
+            "source" | "src" => src = Some(value.to_owned()),
+            "env" => env = Some(value.to_owned()),
+            other => anyhow::bail!("unexpected key '{other}' in '{field}'"),
+        }
+    }
+    if env_type && env.is_none() {
+        env = src.take();
+    }
+    let id = id.filter(|id| !id.is_empty()).context("secret missing ID")?;
+    let source = match (env, src) {
+        (Some(name), _) => SecretSource::Env(name),
+        (None, None) if std::env::var_os(&id).is_some() => SecretSource::Env(id.clone()),
+        (None, src) => {
+            let path = PathBuf::from(src.unwrap_or_else(|| id.clone()));
+            std::fs::metadata(&path).with_context(|| format!("failed to stat {}", path.display()))?;
+            SecretSource::File(std::path::absolute(&path)?)
+        }
+    };
+    Ok((id, source))
+}
+
+/// `--ssh ID[=PATH]` as buildx reads it; kiln forwards agent sockets only, not key files. Without a
+/// path, the agent is `$SSH_AUTH_SOCK`'s.
+fn parse_ssh(spec: &str) -> Result<(String, SshSource)> {
+    let (id, paths) = match spec.split_once('=') {
+        Some((id, paths)) => (id, Some(paths)),
+        None => (spec, None),
+    };
+    anyhow::ensure!(!id.is_empty(), "missing ID");
+    let socket = match paths {
+        Some(paths) => {
+            anyhow::ensure!(
+                !paths.contains(','),
+                "one agent socket per ID is supported, not a list"
+            );
+            PathBuf::from(paths)
+        }
+        None => std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .context("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set")?,
+    };
+    let meta = std::fs::metadata(&socket).with_context(|| format!("failed to stat {}", socket.display()))?;
+    anyhow::ensure!(
+        std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()),
+        "{} is not an agent socket: SSH key files are not supported, load the key with ssh-add and \
+         pass the agent's socket",
+        socket.display()
+    );
+    Ok((id.to_owned(), SshSource::Agent(std::path::absolute(&socket)?)))
 }
 
 /// BuildKit's report of a failed step: its last output lines and the Dockerfile lines around it.

@@ -64,7 +64,7 @@ pub use cachekey::CacheKey;
 pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
-pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
+pub use request::{BuildRequest, BuildRequestBuilder, Network, Output, SecretSource, SshSource};
 pub use run::{RunError, run_image};
 
 use crate::content::Digest;
@@ -175,7 +175,8 @@ impl Builder {
             ignore,
             request.pull(),
             progress.clone(),
-        )?;
+        )?
+        .with_secrets(engine::Secrets::of(request));
         let settings = scheduler::Settings {
             file: &text.name,
             no_cache: request.no_cache(),

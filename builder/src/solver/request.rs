@@ -22,6 +22,28 @@ pub enum Output {
     Local(PathBuf),
 }
 
+/// Where the value of a build secret comes from (`--secret`).
+///
+/// The value is read when a step mounts the secret, not when the request is made, and never
+/// becomes part of a cache key: a step whose secret changed is still a cache hit, as in BuildKit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The content of a file (`--secret id=ID,src=PATH`).
+    File(PathBuf),
+    /// The value of an environment variable of this process (`--secret id=ID,env=NAME`); an unset
+    /// variable gives an empty secret, as in BuildKit.
+    Env(String),
+}
+
+/// Where an SSH agent for `RUN --mount=type=ssh` comes from (`--ssh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshSource {
+    /// A running agent's socket (`--ssh default=$SSH_AUTH_SOCK`). Steps reach it through a socket
+    /// of their own that forwards each connection, so the mount's `uid`, `gid` and `mode` apply
+    /// without touching the agent's socket.
+    Agent(PathBuf),
+}
+
 /// Where the Dockerfile's text comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum DockerfileInput {
@@ -37,7 +59,7 @@ pub(crate) enum DockerfileInput {
 ///
 /// ```
 /// use kiln_builder::reference::ImageRef;
-/// use kiln_builder::solver::{BuildRequest, Network, Output};
+/// use kiln_builder::solver::{BuildRequest, Network, Output, SecretSource, SshSource};
 ///
 /// let request = BuildRequest::builder("./app")
 ///     .dockerfile_text("Dockerfile", "FROM scratch\nCOPY . /\n")
@@ -47,10 +69,14 @@ pub(crate) enum DockerfileInput {
 ///     .label("org.opencontainers.image.source", "https://example.com/app")
 ///     .network(Network::None)
 ///     .output(Output::DockerTar("app.tar".into()))
+///     .secret("npmrc", SecretSource::File("/home/me/.npmrc".into()))
+///     .secret("token", SecretSource::Env("API_TOKEN".into()))
+///     .ssh("default", SshSource::Agent("/run/user/1000/ssh-agent.sock".into()))
 ///     .build();
 /// assert_eq!(request.target(), Some("release"));
 /// assert_eq!(request.build_args()["VERSION"], "1.2");
 /// assert_eq!(request.outputs(), [Output::DockerTar("app.tar".into())]);
+/// assert_eq!(request.secrets()["token"], SecretSource::Env("API_TOKEN".into()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -67,6 +93,8 @@ pub struct BuildRequest {
     network: Network,
     outputs: Vec<Output>,
     cancel_on_ctrl_c: bool,
+    secrets: BTreeMap<String, SecretSource>,
+    ssh: BTreeMap<String, SshSource>,
 }
 
 /// Builds a [`BuildRequest`]; every setting has `docker build`'s default.
@@ -94,6 +122,8 @@ impl BuildRequest {
                 network: Network::Default,
                 outputs: Vec::new(),
                 cancel_on_ctrl_c: false,
+                secrets: BTreeMap::new(),
+                ssh: BTreeMap::new(),
             },
         }
     }
@@ -151,6 +181,16 @@ impl BuildRequest {
     /// Whether Ctrl-C (SIGINT) stops the build.
     pub fn cancel_on_ctrl_c(&self) -> bool {
         self.cancel_on_ctrl_c
+    }
+
+    /// `--secret`s, by id.
+    pub fn secrets(&self) -> &BTreeMap<String, SecretSource> {
+        &self.secrets
+    }
+
+    /// `--ssh` agents, by id.
+    pub fn ssh(&self) -> &BTreeMap<String, SshSource> {
+        &self.ssh
     }
 
     pub(crate) fn dockerfile(&self) -> &DockerfileInput {
@@ -235,6 +275,20 @@ impl BuildRequestBuilder {
     /// (it no longer terminates it by default).
     pub fn cancel_on_ctrl_c(mut self, yes: bool) -> Self {
         self.request.cancel_on_ctrl_c = yes;
+        self
+    }
+
+    /// Gives the build the secret `id` (`RUN --mount=type=secret,id=ID`); a later call with the same
+    /// id replaces it. Nothing is read until a step mounts it.
+    pub fn secret(mut self, id: impl Into<String>, source: SecretSource) -> Self {
+        self.request.secrets.insert(id.into(), source);
+        self
+    }
+
+    /// Gives the build the SSH agent `id` (`RUN --mount=type=ssh,id=ID`; `default` when the mount
+    /// names none); a later call with the same id replaces it.
+    pub fn ssh(mut self, id: impl Into<String>, source: SshSource) -> Self {
+        self.request.ssh.insert(id.into(), source);
         self
     }
 

@@ -87,7 +87,8 @@ impl Lease {
         tx: &rusqlite::Transaction<'_>,
         digests: impl IntoIterator<Item = &'d Digest>,
     ) -> Result<(), StoreError> {
-        let mut statement = tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
+        let mut statement =
+            tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
         for digest in digests {
             statement.execute([self.id.as_str(), digest.as_str()])?;
         }

@@ -8,6 +8,7 @@
 //! as `step-<cache key hex>`. Work in progress lives in active snapshots named `build-<random>`,
 //! removed by a guard when the step fails or the build is interrupted.
 
+mod secrets;
 mod step;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::context::{Context, IgnoreSource, StatCache};
 use crate::reference::ImageRef;
 use crate::store::{ImageStore, Lease};
 
+pub(crate) use secrets::Secrets;
 pub(crate) use step::{ActiveSnapshot, random_suffix, unpack_layers};
 
 /// How long a build's lease keeps new blobs if the process dies mid-build.
@@ -55,6 +57,8 @@ pub(crate) struct LocalEngine {
     step_layers: StepLayers,
     /// The cache keys this build hit, noted in the database at export.
     hits: std::sync::Mutex<Vec<CacheKey>>,
+    /// The secrets and ssh agents steps may mount.
+    secrets: Arc<Secrets>,
 }
 
 impl LocalEngine {
@@ -87,7 +91,14 @@ impl LocalEngine {
             progress,
             step_layers,
             hits: std::sync::Mutex::default(),
+            secrets: Arc::default(),
         })
+    }
+
+    /// Gives steps `secrets` to mount.
+    pub(crate) fn with_secrets(mut self, secrets: Secrets) -> LocalEngine {
+        self.secrets = Arc::new(secrets);
+        self
     }
 
     /// The build context, walked once per build (on a blocking thread: it reads the whole tree).
@@ -169,7 +180,12 @@ impl LocalEngine {
                 ChainLayer::Step { record, .. } => record.layer.as_ref().map(|l| &l.digest),
             })
             .collect();
-        let hits = std::mem::take(&mut *self.hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let hits = std::mem::take(
+            &mut *self
+                .hits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         self.store.db().write(|tx| {
             self.lease.add_in(tx, written)?;
             cache::touch_in(tx, &hits)
@@ -398,6 +414,7 @@ impl Engine for LocalEngine {
             key: job.key.clone(),
             vertex: job.vertex.clone(),
             cancel,
+            secrets: Arc::clone(&self.secrets),
         };
         let record = blocking(move || work.run()).await?;
         if job.exported {

@@ -8,6 +8,7 @@ use kiln_frontend::graph::Input;
 use kiln_frontend::instruction::{Chmod, MountType, Network};
 use kiln_snapshotter::{Backend, ErrorKind as SnapshotErrorKind, Snapshotter, mount};
 
+use super::secrets::{Secrets, StepSecrets};
 use crate::content::Digest;
 use crate::context::Context;
 use crate::exec::{self, CancelToken, Executor as _, NamespaceExecutor, ProcessSpec, Stream};
@@ -200,6 +201,8 @@ pub(crate) struct Work {
     pub(crate) key: CacheKey,
     pub(crate) vertex: Vertex,
     pub(crate) cancel: CancelToken,
+    /// What `--mount=type=secret|ssh` can be given.
+    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl Work {
@@ -248,10 +251,21 @@ impl Work {
         // Views of other stages and images for `--mount=from=`, kept mounted while the step runs.
         let mut held = Vec::new();
         let scratch = tempfile::tempdir().map_err(|e| io_error("a scratch directory", e))?;
+        // Secret files and ssh forwarders, kept until the step has run.
+        let mut private = StepSecrets::new();
         for (index, mount) in run.mounts.iter().enumerate() {
             let m = &mount.mount;
             let target = m.target.clone().unwrap_or_default();
             let kind = match m.kind {
+                MountType::Secret | MountType::Ssh => {
+                    let added = if m.kind == MountType::Secret {
+                        private.add_secret(&self.secrets, m, &run.cwd)
+                    } else {
+                        private.add_ssh(&self.secrets, m, &run.cwd)
+                    };
+                    added.map_err(|e| step_error(e.chain(), Vec::new()))?;
+                    continue;
+                }
                 MountType::Tmpfs => exec::MountKind::Tmpfs { size: m.size },
                 MountType::Cache => {
                     let id = m.id.clone().unwrap_or_else(|| target.clone());
@@ -292,14 +306,10 @@ impl Work {
                         readonly: m.read_only,
                     }
                 }
-                MountType::Secret | MountType::Ssh => {
-                    return Err(BuildError::Unsupported {
-                        what: format!("RUN --mount=type={}", m.kind.as_str()),
-                    });
-                }
             };
             spec.mounts.push(exec::Mount { target, kind });
         }
+        private.apply(&mut spec);
         if let Some(script) = &run.script {
             let path = scratch.path().join("script");
             std::fs::write(&path, &script.content).map_err(|e| io_error("a heredoc script", e))?;
@@ -327,6 +337,7 @@ impl Work {
             Err(e) => return Err(step_error(e.to_string(), lines.tail)),
         };
         drop(held);
+        drop(private);
         status
             .check(&run.args)
             .map_err(|e| step_error(e.to_string(), lines.tail))
