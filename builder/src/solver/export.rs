@@ -74,8 +74,8 @@ pub(crate) fn export(
     let store = &*engine.store;
     let config = final_config(result, layers, request, SystemTime::now());
     let config_bytes = serde_json::to_vec(&config).map_err(|e| export_error("the image config", e))?;
-    let config_digest = write_blob(engine, &config_bytes)?;
-    let layers: Vec<serde_json::Value> = layers
+    let config_digest = Digest::of(&config_bytes);
+    let descriptors: Vec<serde_json::Value> = layers
         .iter()
         .map(|ExportLayer { layer: l, .. }| {
             serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})
@@ -85,10 +85,25 @@ pub(crate) fn export(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
-        "layers": layers,
+        "layers": descriptors,
     });
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| export_error("the manifest", e))?;
-    let image = store.put_image_or_dangling(request.tags(), &manifest_bytes)?;
+    let image = if let Some(image) = named_already(store, request, &Digest::of(&manifest_bytes))? {
+        // A no-op rebuild: the names already point at this very image, whose blobs they keep.
+        engine.note_hits(&[])?;
+        image
+    } else {
+        // One commit puts every blob of the image under the build's lease (and notes the cache
+        // hits) before it is named; naming it checks that they are all there.
+        let mut protect: Vec<&Digest> = layers.iter().map(|l| &l.layer.digest).collect();
+        protect.push(&config_digest);
+        engine.note_hits(&protect)?;
+        store
+            .content()
+            .write_blob(&config_bytes)
+            .map_err(|e| BuildError::Store(e.into()))?;
+        store.put_image_or_dangling(request.tags(), &manifest_bytes)?
+    };
     let manifest_digest = Digest::of(&manifest_bytes);
     let wants_store = request.outputs().is_empty() || request.outputs().contains(&Output::Store);
     for output in request.outputs() {
@@ -110,16 +125,28 @@ pub(crate) fn export(
     })
 }
 
-/// Writes a blob under the build's lease.
-fn write_blob(engine: &LocalEngine, bytes: &[u8]) -> Result<Digest, BuildError> {
-    let digest = Digest::of(bytes);
-    engine.lease.add(&digest)?;
-    engine
-        .store
-        .content()
-        .write_blob(bytes)
-        .map_err(|e| BuildError::Store(e.into()))?;
-    Ok(digest)
+/// The stored image, if every name the build gives (its dangling name when it has none) already
+/// points at the manifest `digest`.
+fn named_already(
+    store: &ImageStore,
+    request: &BuildRequest,
+    digest: &Digest,
+) -> Result<Option<crate::store::Image>, BuildError> {
+    let dangling = [dangling_name(digest)];
+    let names = if request.tags().is_empty() {
+        &dangling[..]
+    } else {
+        request.tags()
+    };
+    let mut found = None;
+    for name in names {
+        match store.resolve(&name.to_string()) {
+            Ok(image) if image.target.digest().as_ref() == digest.as_str() => found = Some(image),
+            Ok(_) | Err(crate::store::StoreError::ImageNotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(found)
 }
 
 /// `-o type=docker|oci,dest=F`: a `docker save` tarball (also an OCI layout), written atomically.

@@ -175,7 +175,7 @@ impl Builder {
             ignore,
             request.pull(),
             progress.clone(),
-        )?
+        )
         .with_secrets(engine::Secrets::of(request));
         let settings = scheduler::Settings {
             file: &text.name,

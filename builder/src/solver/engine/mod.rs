@@ -51,7 +51,7 @@ pub(crate) struct LocalEngine {
     stat_cache: OnceLock<Option<Arc<StatCache>>>,
     pull: bool,
     /// Holds every blob the build writes until the image is named (see `store`'s GC protocol).
-    pub(crate) lease: Arc<Lease>,
+    pub(crate) lease: Arc<BuildLease>,
     progress: Progress,
     /// Step layers being written or written by this build.
     step_layers: StepLayers,
@@ -70,15 +70,18 @@ impl LocalEngine {
         ignore: IgnoreSource,
         pull: bool,
         progress: Progress,
-    ) -> Result<LocalEngine, BuildError> {
-        let lease = Arc::new(store.lease(BUILD_LEASE)?);
+    ) -> LocalEngine {
+        let lease = Arc::new(BuildLease {
+            store: Arc::clone(&store),
+            lease: OnceLock::new(),
+        });
         let step_layers = StepLayers {
             store: Arc::clone(&store),
             snapshotter: Arc::clone(&snapshotter),
             lease: Arc::clone(&lease),
             cells: Arc::default(),
         };
-        Ok(LocalEngine {
+        LocalEngine {
             store,
             snapshotter,
             root: root.to_owned(),
@@ -92,7 +95,7 @@ impl LocalEngine {
             step_layers,
             hits: std::sync::Mutex::default(),
             secrets: Arc::default(),
-        })
+        }
     }
 
     /// Gives steps `secrets` to mount.
@@ -157,6 +160,25 @@ impl LocalEngine {
     }
 }
 
+/// The build's lease on the blobs it writes, taken on first use: a build that writes nothing (a
+/// no-op rebuild) never commits one.
+pub(crate) struct BuildLease {
+    store: Arc<ImageStore>,
+    lease: OnceLock<Lease>,
+}
+
+impl BuildLease {
+    /// The lease, taken now if this is the first use.
+    pub(crate) fn get(&self) -> Result<&Lease, BuildError> {
+        if let Some(lease) = self.lease.get() {
+            return Ok(lease);
+        }
+        let lease = self.store.lease(BUILD_LEASE)?;
+        // Two threads may race here: the loser's (still empty) lease is dropped, which releases it.
+        Ok(self.lease.get_or_init(|| lease))
+    }
+}
+
 /// A layer of the image being exported, with the time its history entry shows if a step made it.
 #[derive(Debug, Clone)]
 pub(crate) struct ExportLayer {
@@ -170,31 +192,38 @@ impl LocalEngine {
     /// also compresses on two threads, but small layers are bound by their walk and fsync).
     pub(crate) async fn write_layers(&self, chain: &Chain) -> Result<Vec<ExportLayer>, BuildError> {
         use futures_util::{StreamExt as _, TryStreamExt as _};
-        // One commit puts the blobs already written under this build's lease and notes the cache
-        // hits, however many steps hit: a no-op rebuild should not pay a disk sync per step.
-        let written: Vec<&Digest> = chain
-            .layers
-            .iter()
-            .filter_map(|layer| match layer {
-                ChainLayer::Image(layer) => Some(&layer.digest),
-                ChainLayer::Step { record, .. } => record.layer.as_ref().map(|l| &l.digest),
-            })
-            .collect();
+        futures_util::stream::iter(chain.layers.iter().cloned())
+            .map(|layer| self.write_layer(layer))
+            .buffered(2)
+            .try_collect()
+            .await
+    }
+
+    /// Notes the cache hits of this build in the database (one commit for all: a no-op rebuild
+    /// should not pay a disk sync per step), and, when `protect` is given, puts those blobs under
+    /// the build's lease in the same commit.
+    pub(crate) fn note_hits(&self, protect: &[&Digest]) -> Result<(), BuildError> {
         let hits = std::mem::take(
             &mut *self
                 .hits
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        if hits.is_empty() && protect.is_empty() {
+            return Ok(());
+        }
+        let lease = if protect.is_empty() {
+            None
+        } else {
+            Some(self.lease.get()?)
+        };
         self.store.db().write(|tx| {
-            self.lease.add_in(tx, written)?;
+            if let Some(lease) = lease {
+                lease.add_in(tx, protect.iter().copied())?;
+            }
             cache::touch_in(tx, &hits)
         })?;
-        futures_util::stream::iter(chain.layers.iter().cloned())
-            .map(|layer| self.write_layer(layer))
-            .buffered(2)
-            .try_collect()
-            .await
+        Ok(())
     }
 
     async fn write_layer(&self, layer: ChainLayer) -> Result<ExportLayer, BuildError> {
@@ -204,7 +233,7 @@ impl LocalEngine {
         };
         let created = Some(record.created);
         if let Some(layer) = &record.layer {
-            // Leased now (`write_layers`): if it is still there, it stays.
+            // The export leases it before naming the image, and checks it is there when it does.
             if self.blob_exists(&layer.digest)? {
                 return Ok(ExportLayer {
                     layer: layer.clone(),
@@ -233,7 +262,7 @@ impl LocalEngine {
 struct StepLayers {
     store: Arc<ImageStore>,
     snapshotter: Arc<dyn Snapshotter>,
-    lease: Arc<Lease>,
+    lease: Arc<BuildLease>,
     cells: Arc<std::sync::Mutex<HashMap<String, Arc<OnceCell<Layer>>>>>,
 }
 
@@ -270,7 +299,7 @@ impl StepLayers {
 fn write_step_layer(
     store: &ImageStore,
     snapshotter: &dyn Snapshotter,
-    lease: &Lease,
+    lease: &BuildLease,
     key: &CacheKey,
     record: &CacheRecord,
 ) -> Result<Layer, BuildError> {
@@ -278,7 +307,7 @@ fn write_step_layer(
         .filter(|r| r.snapshot == record.snapshot)
         .map(|r| r.layer)
     {
-        lease.add(&layer.digest)?;
+        lease.get()?.add(&layer.digest)?;
         if store
             .content()
             .exists(&layer.digest)
@@ -287,7 +316,7 @@ fn write_step_layer(
             return Ok(layer);
         }
     }
-    let layer = step::write_layer(store, snapshotter, lease, &record.snapshot)?;
+    let layer = step::write_layer(store, snapshotter, lease.get()?, &record.snapshot)?;
     cache::set_layer(store.db(), key, &record.snapshot, &layer)?;
     Ok(layer)
 }
