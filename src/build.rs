@@ -7,7 +7,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use kiln_builder::context::{ContextStream, StreamedContext};
 use kiln_builder::dockerfile::{self, DockerfileSource, DockerfileText, Located};
+use kiln_builder::exec::CancelToken;
 use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
 use kiln_builder::frontend::syntax::Dockerfile;
 use kiln_builder::platform::{self, Platform};
@@ -20,11 +22,12 @@ use crate::progress::vertices::{self as progress, Printer};
 /// `kiln build [OPTIONS] CONTEXT`
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The build context: a directory.
+    /// The build context: a directory, or `-` for standard input: a tar archive of the context
+    /// (plain, gzip, bzip2, xz or zstd), or else a Dockerfile alone (and no context files).
     #[arg(default_value = ".")]
     context: PathBuf,
-    /// The Dockerfile, relative to the working directory (`-` reads it from standard input)
-    /// [default: CONTEXT/Dockerfile].
+    /// The Dockerfile, relative to the working directory (to the context root when the context is
+    /// a tar archive on standard input; `-` reads it from standard input) [default: CONTEXT/Dockerfile].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     /// The stage to build [default: the last one].
@@ -93,10 +96,18 @@ enum Format {
 }
 
 pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
+    let context_from_stdin = context_from_stdin(args)?;
     if args.call.is_none() {
         return build(args, global);
     }
-    let text = dockerfile::read(&DockerfileSource::from_flag(args.file.as_deref()), &args.context)?;
+    let source = DockerfileSource::from_flag(args.file.as_deref());
+    let text = if context_from_stdin {
+        // The Dockerfile may be inside the archive: unpack it, into a directory gone after this.
+        let stream = ContextStream::stdin().context("reading the build context from stdin")?;
+        StreamedContext::unpack(&stream, &std::env::temp_dir(), &CancelToken::new())?.dockerfile(&source)?
+    } else {
+        dockerfile::read(&source, &args.context)?
+    };
     let tree = text.parse()?;
     match args.call {
         Some(Call::Targets) => {
@@ -109,6 +120,17 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         }
         None => unreachable!("handled above"),
     }
+}
+
+/// Whether the context is `-` (standard input), which the Dockerfile then cannot be too.
+fn context_from_stdin(args: &Args) -> Result<bool> {
+    if args.context.as_os_str() != "-" {
+        return Ok(false);
+    }
+    if let DockerfileSource::Stdin = DockerfileSource::from_flag(args.file.as_deref()) {
+        anyhow::bail!("invalid argument: can't use stdin for both build context and dockerfile");
+    }
+    Ok(true)
 }
 
 /// Plan the build the options describe.
@@ -272,7 +294,13 @@ fn build(args: &Args, global: &Global) -> Result<()> {
 
 /// The request the options describe.
 fn request(args: &Args) -> Result<BuildRequest> {
-    let mut request = BuildRequest::builder(&args.context)
+    let mut request = if context_from_stdin(args)? {
+        let stream = ContextStream::stdin().context("reading the build context from stdin")?;
+        BuildRequest::builder_from_stream(stream)
+    } else {
+        BuildRequest::builder(&args.context)
+    };
+    request = request
         .dockerfile(DockerfileSource::from_flag(args.file.as_deref()))
         .no_cache(args.no_cache)
         .pull(args.pull)

@@ -266,7 +266,10 @@ impl<'a, E: Engine> Scheduler<'a, E> {
         name: String,
     ) -> Result<Chain, BuildError> {
         let inputs = self.inputs(op, platform).await?;
-        let key = self.key(op, &parent, &inputs).await?;
+        let key = self
+            .key(op, &parent, &inputs)
+            .await
+            .map_err(|error| self.locate(error, step, name.clone()))?;
         let cell = Rc::clone(self.steps.borrow_mut().entry(key.clone()).or_default());
         let vertex = self.progress.start(name.clone());
         let mut ran = false;
@@ -318,6 +321,12 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                 failure.lines = (step.span.start, step.span.end);
                 BuildError::StepFailed(failure)
             }
+            // A source the context lacks: `Dockerfile:2: ... "/app.txt": not found`.
+            BuildError::Context(cause) => BuildError::Instruction {
+                file: self.settings.file.to_owned(),
+                line: step.span.start,
+                cause,
+            },
             other => other,
         }
     }
