@@ -423,7 +423,7 @@ fn extract(stream: impl Read + 'static, dir: &Path, name: &str) -> Result<(), St
         source: e.into(),
     })?;
     // Owners do not matter in a context (COPY gives its files 0:0 or --chown, and checksums ignore
-    // them); owning everything ourselves lets a kiln that is not root unpack any archive.
+    // them): the files are kiln's own, whatever the headers say.
     let owner = Owner::new(
         rustix::process::getuid().as_raw(),
         rustix::process::getgid().as_raw(),
