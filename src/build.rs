@@ -7,12 +7,16 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use kiln_builder::context::{ContextStream, StreamedContext};
 use kiln_builder::dockerfile::{self, DockerfileSource, DockerfileText, Located};
+use kiln_builder::exec::CancelToken;
 use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
 use kiln_builder::frontend::syntax::Dockerfile;
 use kiln_builder::platform::{self, Platform};
 use kiln_builder::reference::ImageRef;
-use kiln_builder::solver::{BuildError, BuildRequest, Builder, Network, Output, SecretSource, SshSource};
+use kiln_builder::solver::{
+    BuildError, BuildRequest, Builder, Network, Output, SecretSource, SshSource, StepFailure,
+};
 
 use crate::Global;
 use crate::progress::vertices::{self as progress, Printer};
@@ -20,11 +24,12 @@ use crate::progress::vertices::{self as progress, Printer};
 /// `kiln build [OPTIONS] CONTEXT`
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The build context: a directory.
+    /// The build context: a directory, or `-` for standard input: a tar archive of the context
+    /// (plain, gzip, bzip2, xz or zstd), or else a Dockerfile alone (and no context files).
     #[arg(default_value = ".")]
     context: PathBuf,
-    /// The Dockerfile, relative to the working directory (`-` reads it from standard input)
-    /// [default: CONTEXT/Dockerfile].
+    /// The Dockerfile, relative to the working directory (to the context root when the context is
+    /// a tar archive on standard input; `-` reads it from standard input) [default: CONTEXT/Dockerfile].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     /// The stage to build [default: the last one].
@@ -101,10 +106,18 @@ enum Format {
 }
 
 pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
+    let context_from_stdin = context_from_stdin(args)?;
     if args.call.is_none() {
         return build(args, global);
     }
-    let text = dockerfile::read(&DockerfileSource::from_flag(args.file.as_deref()), &args.context)?;
+    let source = DockerfileSource::from_flag(args.file.as_deref());
+    let text = if context_from_stdin {
+        // The Dockerfile may be inside the archive: unpack it, into a directory gone after this.
+        let stream = ContextStream::stdin().context("reading the build context from stdin")?;
+        StreamedContext::unpack(&stream, &std::env::temp_dir(), &CancelToken::new())?.dockerfile(&source)?
+    } else {
+        dockerfile::read(&source, &args.context)?
+    };
     let tree = text.parse()?;
     match args.call {
         Some(Call::Targets) => {
@@ -117,6 +130,17 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         }
         None => unreachable!("handled above"),
     }
+}
+
+/// Whether the context is `-` (standard input), which the Dockerfile then cannot be too.
+fn context_from_stdin(args: &Args) -> Result<bool> {
+    if args.context.as_os_str() != "-" {
+        return Ok(false);
+    }
+    if let DockerfileSource::Stdin = DockerfileSource::from_flag(args.file.as_deref()) {
+        anyhow::bail!("invalid argument: can't use stdin for both build context and dockerfile");
+    }
+    Ok(true)
 }
 
 /// Plan the build the options describe.
@@ -258,7 +282,7 @@ fn build(args: &Args, global: &Global) -> Result<()> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(BuildError::StepFailed(failure)) => {
-            print_failure(&failure.vertex, &failure.file, failure.lines, &failure.logs);
+            print_failure(&failure);
             anyhow::bail!("failed to solve: {}", failure.message);
         }
         Err(error) => return Err(anyhow::Error::new(error).context("failed to solve")),
@@ -275,7 +299,13 @@ fn build(args: &Args, global: &Global) -> Result<()> {
 
 /// The request the options describe.
 fn request(args: &Args) -> Result<BuildRequest> {
-    let mut request = BuildRequest::builder(&args.context)
+    let mut request = if context_from_stdin(args)? {
+        let stream = ContextStream::stdin().context("reading the build context from stdin")?;
+        BuildRequest::builder_from_stream(stream)
+    } else {
+        BuildRequest::builder(&args.context)
+    };
+    request = request
         .dockerfile(DockerfileSource::from_flag(args.file.as_deref()))
         .no_cache(args.no_cache)
         .pull(args.pull)
@@ -413,20 +443,19 @@ fn parse_ssh(spec: &str) -> Result<(String, SshSource)> {
 
 /// BuildKit's report of a failed step: its last output lines and the Dockerfile lines around it.
 #[allow(clippy::print_stderr)]
-fn print_failure(vertex: &str, file: &str, (start, end): (usize, usize), logs: &[String]) {
+fn print_failure(failure: &StepFailure) {
     let mut text = String::from("------\n");
-    let _ = writeln!(text, " > {vertex}:");
-    for line in logs {
+    let _ = writeln!(text, " > {}:", failure.vertex);
+    for line in &failure.logs {
         let _ = writeln!(text, "{line}");
     }
     text.push_str("------\n");
-    if let Ok(source) = std::fs::read_to_string(file) {
-        let lines: Vec<&str> = source.lines().collect();
-        let first = start.saturating_sub(2).max(1);
-        let last = (end + 2).min(lines.len());
+    let (start, end) = failure.lines;
+    if !failure.excerpt.is_empty() {
         let _ = writeln!(
             text,
-            "{file}:{}",
+            "{}:{}",
+            failure.file,
             if start == end {
                 start.to_string()
             } else {
@@ -434,13 +463,13 @@ fn print_failure(vertex: &str, file: &str, (start, end): (usize, usize), logs: &
             }
         );
         text.push_str("--------------------\n");
-        for number in first..=last {
-            let marker = if (start..=end).contains(&number) {
+        for (number, line) in &failure.excerpt {
+            let marker = if (start..=end).contains(number) {
                 ">>>"
             } else {
                 "   "
             };
-            let _ = writeln!(text, "{number:>4} | {marker} {}", lines[number - 1]);
+            let _ = writeln!(text, "{number:>4} | {marker} {line}");
         }
         text.push_str("--------------------\n");
     }

@@ -9,6 +9,7 @@ mod build_interrupt;
 mod build_progress;
 mod build_secret;
 mod build_stages;
+mod build_stdin;
 mod debug_ast;
 mod debug_context;
 mod images;

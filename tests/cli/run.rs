@@ -93,3 +93,41 @@ fn run_unknown_image_fails_with_docker_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_forwards_sigint_to_the_process_and_exits_with_its_status() {
+    use std::io::{BufRead as _, Read as _};
+    use std::process::Stdio;
+
+    let root = Root::new();
+    root.import_busybox("busybox");
+    // The trap is set before `ready`; the loop ends by itself (a minute) should SIGINT never come.
+    let script = r#"trap "echo got-int; exit 7" INT; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo no-signal"#;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--rm", "busybox", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!((rest.as_str(), status.code()), ("got-int\n", Some(7)), "{stderr}");
+    // kiln cleaned up: no mount of the root's snapshots (/proc/self/mountinfo), and only busybox's
+    // layer snapshot left.
+    assert!(root.leftover_mounts().is_empty(), "{:?}", root.leftover_mounts());
+    assert_eq!(snapshots(&root), 1);
+}

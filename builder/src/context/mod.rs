@@ -25,6 +25,9 @@
 //! * A [`StatCache`] (a small SQLite database in the kiln root) remembers each file's content
 //!   digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so unchanged files
 //!   are not read again by the next build.
+//! * A context can also come from a stream, as `docker build -` reads standard input: a
+//!   [`ContextStream`] unpacked by [`StreamedContext::unpack`] into a temporary directory (a tar
+//!   archive), or taken as the Dockerfile itself with an empty context (see the `stream` module).
 //!
 //! ```
 //! use kiln_builder::context::{Context, IgnoreSource, Source};
@@ -55,6 +58,7 @@ mod checksum;
 mod error;
 mod select;
 mod statcache;
+mod stream;
 mod walk;
 
 use std::ffi::OsString;
@@ -71,6 +75,7 @@ pub use checksum::HashStats;
 pub use error::ContextError;
 pub use select::{Match, Selected, Selection, Source};
 pub use statcache::StatCache;
+pub use stream::{ContextStream, StreamError, StreamedContext};
 
 /// Extended attributes: (name, value) pairs, sorted by name.
 pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;

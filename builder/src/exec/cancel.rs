@@ -62,8 +62,8 @@ impl CancelToken {
         }
     }
 
-    /// Readable once cancelled.
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+    /// Readable once cancelled (also polled by readers of a build context stream).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.event.as_fd()
     }
 }

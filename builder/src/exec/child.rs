@@ -11,7 +11,12 @@
 //! kiln (any thread) --std fork--> intermediate --fork--> PID 1 (setup, then exec of args[0])
 //!                                  unshare(), waits,      new pid ns: its children, grandchildren...
 //!                                  forwards cancellation
+//!                                  and signals
 //! ```
+//!
+//! kiln talks to the intermediate with signals: SIGTERM means "cancel" (it SIGKILLs PID 1, and the
+//! kernel the whole namespace), and [`forward_signal`] carries a signal number as its value (queued
+//! with `sigqueue`) for the intermediate to send to PID 1, as `docker run`'s signal proxy does.
 //!
 //! A new pid namespace applies to the *children* of the process that unshares it, hence the second
 //! fork; the intermediate stays outside, reaps PID 1 (whose exit the kernel reports only once every
@@ -300,12 +305,24 @@ fn supervise(cfg: &ChildConfig, pid1: libc::pid_t, death_write: &OwnedFd) -> ! {
     close_fds_except(death_write.as_raw_fd(), cfg.report.as_raw_fd());
     let waited = waited_signals();
     loop {
-        // SAFETY: valid set, null info; async-signal-safe.
-        let signal = unsafe { libc::sigwaitinfo(&raw const waited, std::ptr::null_mut()) };
+        // SAFETY: siginfo_t is plain data that sigwaitinfo fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid set and out pointer; async-signal-safe.
+        let signal = unsafe { libc::sigwaitinfo(&raw const waited, &raw mut info) };
         if signal == libc::SIGTERM {
             // Cancellation. Killing PID 1 makes the kernel kill every process of the namespace.
             // SAFETY: pid1 is our unreaped child, so the pid cannot have been reused.
             unsafe { libc::kill(pid1, libc::SIGKILL) };
+        } else if signal == forward_signal() {
+            // SAFETY: the union fields of a queued signal's info are those sigqueue filled in.
+            let (sender, value) = unsafe { (info.si_pid(), info.si_value()) };
+            // Only kiln's requests: the value is a signal number it caught.
+            let forwarded = libc::c_int::try_from(value.sival_ptr as usize).unwrap_or(0);
+            if info.si_code == libc::SI_QUEUE && sender == cfg.parent.as_raw_nonzero().get() && forwarded > 0
+            {
+                // SAFETY: as above; a signal PID 1 has no handler for is dropped by the kernel.
+                unsafe { libc::kill(pid1, forwarded) };
+            }
         }
         let mut status = 0;
         // SAFETY: valid out pointer.
@@ -565,8 +582,16 @@ fn waited_signals() -> libc::sigset_t {
     unsafe {
         libc::sigaddset(&raw mut set, libc::SIGCHLD);
         libc::sigaddset(&raw mut set, libc::SIGTERM);
+        libc::sigaddset(&raw mut set, forward_signal());
     }
     set
+}
+
+/// The signal that asks the intermediate to send PID 1 the signal number queued as its value: the
+/// first real-time signal, which nothing else sends an intermediate (and which, being queued, never
+/// merges two requests into one).
+pub(super) fn forward_signal() -> libc::c_int {
+    libc::SIGRTMIN()
 }
 
 fn empty_signal_set() -> libc::sigset_t {

@@ -9,6 +9,8 @@
 //!   process's stdout and stderr *live* to an [`OutputSink`] and returns its [`ExitStatus`];
 //! - a [`CancelToken`] stops a running step from another thread: the whole step (every process it
 //!   started) is killed, as when a build is interrupted;
+//! - a [`SignalProxy`] carries signals the caller caught (Ctrl-C in `kiln run`) to the running
+//!   process instead, which handles them and exits in its own time, as with `docker run`;
 //! - [`ExitStatus::check`] turns a non-zero status into BuildKit's message for a failed step,
 //!   `process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`.
 //!
@@ -81,6 +83,7 @@ mod child;
 mod error;
 mod etc;
 mod namespace;
+mod proxy;
 mod rootfs;
 mod status;
 mod user;
@@ -91,6 +94,7 @@ use std::path::{Path, PathBuf};
 pub use cancel::{CancelOnDrop, CancelToken};
 pub use error::{ExecError, SetupStep};
 pub use namespace::NamespaceExecutor;
+pub use proxy::SignalProxy;
 pub use status::{ExitStatus, ProcessFailed};
 pub use user::{User, UserError, resolve_user};
 

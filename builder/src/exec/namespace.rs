@@ -23,7 +23,7 @@ use super::etc::EtcFiles;
 use super::rootfs::{Root, StubKind, Stubs};
 use super::{
     CancelToken, ExecError, Executor, ExitStatus, MountKind, NetworkMode, OutputSink, ProcessSpec, SetupStep,
-    Stream, user,
+    SignalProxy, Stream, user,
 };
 
 /// The built-in executor: Linux namespaces, no daemon, no external runtime. Requires root and Linux
@@ -31,6 +31,7 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct NamespaceExecutor {
     state_dir: PathBuf,
+    signals: Option<SignalProxy>,
 }
 
 impl NamespaceExecutor {
@@ -38,6 +39,7 @@ impl NamespaceExecutor {
     pub fn new() -> Self {
         Self {
             state_dir: std::env::temp_dir(),
+            signals: None,
         }
     }
 
@@ -46,6 +48,14 @@ impl NamespaceExecutor {
     #[must_use]
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
+        self
+    }
+
+    /// Attaches each run to `signals` while its process runs: what the caller forwards there is sent
+    /// to the step's PID 1 (see [`SignalProxy`]).
+    #[must_use]
+    pub fn with_signal_proxy(mut self, signals: SignalProxy) -> Self {
+        self.signals = Some(signals);
         self
     }
 }
@@ -82,7 +92,7 @@ impl Executor for NamespaceExecutor {
             .map_err(|(path, source)| ExecError::StateFile { path, source })?;
         let mut stubs = Stubs::new(&root);
         let result = prepare(&root, &mut stubs, &etc, spec, &cwd)
-            .and_then(|prepared| spawn_and_wait(prepared, spec, output, cancel));
+            .and_then(|prepared| spawn_and_wait(prepared, spec, output, cancel, self.signals.as_ref()));
         // Mount points made for this run go whatever happened; a failure to remove one is an error,
         // since the rootfs would otherwise be committed with it.
         let cleanup = stubs.remove();
@@ -284,6 +294,7 @@ fn spawn_and_wait(
     spec: &ProcessSpec,
     output: &mut dyn OutputSink,
     cancel: &CancelToken,
+    signals: Option<&SignalProxy>,
 ) -> Result<ExitStatus, ExecError> {
     let Prepared {
         config,
@@ -308,7 +319,7 @@ fn spawn_and_wait(
     // Dropping the command drops the hook and with it our copy of the report pipe's write end.
     drop(command);
     match spawned {
-        Ok(child) => supervise(child, output, cancel, &report),
+        Ok(child) => supervise(child, output, cancel, signals, &report),
         Err(err) => Err(spawn_error(err, &read_reports(&report), &labels, &spec.args[0])),
     }
 }
@@ -402,6 +413,21 @@ impl Reaper {
         let _ = pidfd_send_signal(&self.pidfd, Signal::TERM);
     }
 
+    /// Asks the intermediate to send `signal` to PID 1 (see `child::forward_signal`).
+    fn forward(&self, signal: i32) {
+        let Some(child) = &self.child else { return };
+        let value = libc::sigval {
+            // The signal number travels as the value's integer; the pointer type is libc's spelling.
+            sival_ptr: usize::try_from(signal).unwrap_or(0) as *mut libc::c_void,
+        };
+        let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+            return;
+        };
+        // SAFETY: sigqueue takes no pointers to memory; the pid is our unreaped child's (`child` is
+        // only waited through `wait`, which takes it), so it cannot name another process.
+        unsafe { libc::sigqueue(pid, child::forward_signal(), value) };
+    }
+
     fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
         let mut child = self.child.take().expect("waited once");
         child.wait()
@@ -417,11 +443,13 @@ impl Drop for Reaper {
     }
 }
 
-/// Streams output until both pipes close and the intermediate exits, forwarding cancellation.
+/// Streams output until both pipes close and the intermediate exits, forwarding cancellation and the
+/// signals `signals` carries.
 fn supervise(
     mut child: Child,
     output: &mut dyn OutputSink,
     cancel: &CancelToken,
+    signals: Option<&SignalProxy>,
     report: &OwnedFd,
 ) -> Result<ExitStatus, ExecError> {
     let wait_err = |err: Errno| ExecError::Wait { source: err.into() };
@@ -442,6 +470,8 @@ fn supervise(
         child: Some(child),
         pidfd,
     };
+    // Attached from now until the intermediate is reaped: before, there is no process to signal.
+    let _attached = signals.map(SignalProxy::attach);
     let mut streams = [(Stream::Stdout, stdout), (Stream::Stderr, stderr)];
     let (mut exited, mut cancelled) = (false, false);
     let mut buf = vec![0u8; 64 * 1024];
@@ -457,6 +487,9 @@ fn supervise(
         }
         if !exited {
             fds.push(PollFd::new(&reaper.pidfd, PollFlags::IN));
+            if let Some(signals) = signals {
+                fds.push(PollFd::from_borrowed_fd(signals.fd(), PollFlags::IN));
+            }
         }
         match poll(&mut fds, None) {
             Ok(_) | Err(Errno::INTR) => {}
@@ -484,8 +517,13 @@ fn supervise(
             }
             slot += 1;
         }
-        if !exited && ready[slot] {
-            exited = true;
+        if !exited {
+            if let Some(signals) = signals.filter(|_| ready[slot + 1]) {
+                for signal in signals.take() {
+                    reaper.forward(signal);
+                }
+            }
+            exited = ready[slot];
         }
     }
     let intermediate = reaper.wait().map_err(|source| ExecError::Wait { source })?;

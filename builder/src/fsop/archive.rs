@@ -24,7 +24,7 @@ use super::source::clean;
 use super::{CopyReport, FsopError, Owner};
 
 /// A decompressed archive stream.
-pub(super) type ArchiveReader = Box<dyn Read>;
+pub(crate) type ArchiveReader = Box<dyn Read>;
 
 /// Opens a source entry as an archive: `None` when it is not a regular file, or not a tar once
 /// decompressed. `open` opens the file (twice: a first look decides, then the real read).
@@ -48,9 +48,9 @@ pub(super) fn open(
     open().map(Some)
 }
 
-/// Picks the decompressor from the first bytes.
-fn decompress(file: File) -> io::Result<ArchiveReader> {
-    let mut reader = BufReader::new(file);
+/// Picks the decompressor from the first bytes (also used for a build context read from a stream).
+pub(crate) fn decompress(input: impl Read + 'static) -> io::Result<ArchiveReader> {
+    let mut reader = BufReader::new(input);
     let head = reader.fill_buf()?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b, 0x08]) {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
@@ -65,8 +65,9 @@ fn decompress(file: File) -> io::Result<ArchiveReader> {
     })
 }
 
-/// Extracts the archive `reader` (from `archive`, for messages) into the directory `into`.
-pub(super) fn extract(
+/// Extracts the archive `reader` (from `archive`, for messages) into the directory `into` (also used
+/// to unpack a build context read from a stream).
+pub(crate) fn extract(
     reader: ArchiveReader,
     into: OwnedFd,
     archive: &str,

@@ -70,6 +70,7 @@ pub use mode::{Mode, ModeError};
 pub use spec::{Archives, CopyReport, CopySpec, Owner, Ownership};
 
 use crate::fsroot::Root;
+pub(crate) use archive::{decompress as decompress_archive, extract as extract_archive};
 use copy::Wildcards;
 
 /// Copies `spec.sources` from the directory `src_root` (a stage's or image's rootfs) to `spec.dest`

@@ -96,6 +96,8 @@ pub struct StepFailure {
     pub lines: (usize, usize),
     /// The last lines the step printed, oldest first.
     pub logs: Vec<String>,
+    /// The Dockerfile around the instruction: its lines and two on each side, numbered from 1.
+    pub excerpt: Vec<(usize, String)>,
     /// What went wrong.
     pub message: String,
 }
@@ -120,6 +122,7 @@ impl BuildError {
             file: String::new(),
             lines: (0, 0),
             logs,
+            excerpt: Vec::new(),
             message,
         }))
     }
@@ -132,4 +135,20 @@ impl BuildError {
             cause: Box::new(source),
         }
     }
+}
+
+/// The lines `first - 2 ..= last + 2` of a Dockerfile (clamped to the file), numbered from 1.
+pub(crate) fn excerpt(text: &[u8], (first, last): (usize, usize)) -> Vec<(usize, String)> {
+    if first == 0 {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(text);
+    let from = first.saturating_sub(2).max(1);
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line))
+        .skip(from - 1)
+        .take_while(|(number, _)| *number <= last + 2)
+        .map(|(number, line)| (number, line.to_owned()))
+        .collect()
 }

@@ -3,7 +3,9 @@
 //! The model, in the order a build runs:
 //!
 //! 1. A [`BuildRequest`] says what to build (context, Dockerfile, build args, target, platform, tags,
-//!    labels, cache and network options, outputs). It is immutable; [`Builder::build`] runs it.
+//!    labels, cache and network options, outputs). It is immutable; [`Builder::build`] runs it. A
+//!    context given as a stream ([`BuildRequest::builder_from_stream`], `kiln build -`) is read first,
+//!    into a directory under the kiln root that lives as long as the build.
 //! 2. The Dockerfile is parsed and planned by the frontend into a stage graph; only the stages the
 //!    target needs run.
 //! 3. *Lowering* applies each instruction to its stage's state (one function per instruction, with
@@ -53,6 +55,7 @@ mod request;
 mod run;
 mod scheduler;
 mod state;
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -164,19 +167,36 @@ impl Builder {
     }
 
     async fn solve(&self, request: &BuildRequest, progress: Progress) -> Result<BuildOutcome, BuildError> {
-        let text = Builder::dockerfile(request, &progress)?;
+        // A context from a stream is read first (the Dockerfile may be in it); its directory is
+        // removed when `streamed` goes, however the build ends.
+        let streamed = match request.context_stream() {
+            Some(input) => Some(stream::load(&self.root, input, request.dockerfile(), &progress).await?),
+            None => None,
+        };
+        let text = match &streamed {
+            Some(loaded) => {
+                report_definition(&loaded.text, &progress);
+                loaded.text.clone()
+            }
+            None => Builder::dockerfile(request, &progress)?,
+        };
         let graph = plan(request, &text)?;
         let ignore = IgnoreSource::for_dockerfile(text.path.as_deref());
         let engine = engine::LocalEngine::new(
             Arc::clone(&self.store),
             Arc::clone(&self.snapshotter),
             &self.root,
-            request.context(),
+            streamed
+                .as_ref()
+                .map_or(request.context(), |loaded| loaded.streamed.dir()),
             ignore,
             request.pull(),
             progress.clone(),
         )
         .with_secrets(engine::Secrets::of(request));
+        if let Some(loaded) = &streamed {
+            engine.preload_context(Arc::clone(&loaded.context));
+        }
         let settings = scheduler::Settings {
             file: &text.name,
             no_cache: request.no_cache(),
@@ -184,7 +204,14 @@ impl Builder {
         };
         let target = scheduler::Scheduler::new(&engine, &graph, settings, progress.clone())
             .run()
-            .await?;
+            .await
+            .map_err(|error| match error {
+                BuildError::StepFailed(mut failure) => {
+                    failure.excerpt = error::excerpt(&text.bytes, failure.lines);
+                    BuildError::StepFailed(failure)
+                }
+                other => other,
+            })?;
         let vertex = progress.start("exporting to image");
         let started = std::time::Instant::now();
         let layers = engine
@@ -214,17 +241,22 @@ impl Builder {
             DockerfileInput::Text(text) => text.clone(),
             DockerfileInput::Source(source) => dockerfile::read(source, request.context())?,
         };
-        let vertex = progress.start(format!(
-            "[internal] load build definition from {}",
-            short_name(&text.name)
-        ));
-        vertex.log(
-            LogStream::Status,
-            format!("transferring dockerfile: {}B done", text.bytes.len()),
-        );
-        vertex.done();
+        report_definition(&text, progress);
         Ok(text)
     }
+}
+
+/// The `[internal] load build definition` vertex for a Dockerfile read.
+fn report_definition(text: &DockerfileText, progress: &Progress) {
+    let vertex = progress.start(format!(
+        "[internal] load build definition from {}",
+        short_name(&text.name)
+    ));
+    vertex.log(
+        LogStream::Status,
+        format!("transferring dockerfile: {}B done", text.bytes.len()),
+    );
+    vertex.done();
 }
 
 /// The Dockerfile's file name, as BuildKit names the definition it loads.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use kiln_frontend::graph::Platform;
 pub use kiln_frontend::instruction::Network;
 
+use crate::context::ContextStream;
 use crate::dockerfile::{DockerfileSource, DockerfileText};
 use crate::reference::ImageRef;
 
@@ -82,6 +83,7 @@ pub(crate) enum DockerfileInput {
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     context: PathBuf,
+    context_stream: Option<ContextStream>,
     dockerfile: DockerfileInput,
     build_args: BTreeMap<String, String>,
     target: Option<String>,
@@ -111,6 +113,7 @@ impl BuildRequest {
         BuildRequestBuilder {
             request: BuildRequest {
                 context: context.into(),
+                context_stream: None,
                 dockerfile: DockerfileInput::Source(DockerfileSource::Default),
                 build_args: BTreeMap::new(),
                 target: None,
@@ -128,9 +131,27 @@ impl BuildRequest {
         }
     }
 
-    /// The context directory.
+    /// Starts a request whose context is read from `stream`, as `docker build -` reads standard
+    /// input: a tar archive of the context (the Dockerfile is in it, at the
+    /// [`dockerfile`](BuildRequestBuilder::dockerfile) path taken relative to the context root), or
+    /// else the Dockerfile itself, with an empty context. See
+    /// [`StreamedContext`](crate::context::StreamedContext). The stream is read once: building the
+    /// request a second time fails.
+    pub fn builder_from_stream(stream: ContextStream) -> BuildRequestBuilder {
+        let mut builder = BuildRequest::builder(PathBuf::new());
+        builder.request.context_stream = Some(stream);
+        builder
+    }
+
+    /// The context directory (empty for a request made with [`BuildRequest::builder_from_stream`]).
     pub fn context(&self) -> &Path {
         &self.context
+    }
+
+    /// The stream the context comes from, if the request was made with
+    /// [`BuildRequest::builder_from_stream`].
+    pub fn context_stream(&self) -> Option<&ContextStream> {
+        self.context_stream.as_ref()
     }
 
     /// `--build-arg` values.

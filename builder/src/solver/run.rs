@@ -10,19 +10,26 @@
 //! The command is Docker's: `ENTRYPOINT` followed by the given arguments, or by the image's `CMD`
 //! when none are given (shell form was already turned into `/bin/sh -c ...` when the image was built).
 //!
+//! Signals are the caller's to catch: what it hands to the [`SignalProxy`] while the process runs
+//! is sent to the process (Docker's `--sig-proxy`), which decides when to exit; the run then ends as
+//! usual, with the process's status, and cleans up. The [`CancelToken`] kills the process instead
+//! (and before the process started, stops the run before it does).
+//!
 //! # Example
 //! Needs root and an image in the store (here a `busybox` imported beforehand):
 //! ```no_run
-//! use kiln_builder::exec::{CancelToken, Stream};
+//! use kiln_builder::exec::{CancelToken, SignalProxy, Stream};
 //! use kiln_builder::solver::run_image;
 //!
 //! let root = kiln_builder::store::default_root();
 //! let mut out = Vec::new();
-//! let status = run_image(&root, "busybox", &["echo".into(), "hi".into()], &mut |stream, chunk: &[u8]| {
+//! let mut sink = |stream, chunk: &[u8]| {
 //!     if stream == Stream::Stdout {
 //!         out.extend_from_slice(chunk);
 //!     }
-//! }, &CancelToken::new())?;
+//! };
+//! let command = ["echo".to_owned(), "hi".to_owned()];
+//! let status = run_image(&root, "busybox", &command, &mut sink, &CancelToken::new(), &SignalProxy::new())?;
 //! assert_eq!((status.code(), &out[..]), (0, &b"hi\n"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -36,7 +43,9 @@ use super::engine::{ActiveSnapshot, image_layers, random_suffix, unpack_layers};
 use super::error::BuildError;
 use super::image::{ImageConfig, RunConfig};
 use crate::content::Digest;
-use crate::exec::{self, CancelToken, ExecError, Executor as _, ExitStatus, NamespaceExecutor, OutputSink};
+use crate::exec::{
+    self, CancelToken, ExecError, Executor as _, ExitStatus, NamespaceExecutor, OutputSink, SignalProxy,
+};
 use crate::reference::ImageRef;
 use crate::store::{ImageStore, StoreError};
 
@@ -91,6 +100,9 @@ pub enum RunError {
         #[source]
         source: exec::UserError,
     },
+    /// The run was cancelled through its [`CancelToken`]: before the process started, or by killing it.
+    #[error("the run was cancelled")]
+    Cancelled,
     /// The executor could not start the process.
     #[error("running {args:?}")]
     Exec {
@@ -103,18 +115,20 @@ pub enum RunError {
 }
 
 /// Runs `command` (or the image's `ENTRYPOINT` + `CMD`) in a throwaway container of `image` from the
-/// store at `root`, streaming its output to `sink`; returns how the process ended. The container's
-/// snapshot is removed before this returns.
+/// store at `root`, streaming its output to `sink`; returns how the process ended. Signals forwarded
+/// to `signals` while the process runs are sent to it; `cancel` kills it. The container's snapshot
+/// is unmounted and removed before this returns, whatever happened.
 ///
 /// # Errors
-/// [`RunError`] when the image is unknown, its root filesystem cannot be prepared or the process
-/// cannot be started.
+/// [`RunError`] when the image is unknown, its root filesystem cannot be prepared, the process
+/// cannot be started, or the run was cancelled.
 pub fn run_image(
     root: &Path,
     image: &str,
     command: &[String],
     sink: &mut dyn OutputSink,
     cancel: &CancelToken,
+    signals: &SignalProxy,
 ) -> Result<ExitStatus, RunError> {
     let store = ImageStore::open(root).map_err(RunError::Store)?;
     let stored = match store.resolve(image) {
@@ -164,10 +178,14 @@ pub fn run_image(
 
     let spec = process_spec(run, args, rootfs)?;
     let status = NamespaceExecutor::new()
+        .with_signal_proxy(signals.clone())
         .run(rootfs, &spec, sink, cancel)
-        .map_err(|source| RunError::Exec {
-            args: spec.args.clone(),
-            source,
+        .map_err(|source| match source {
+            ExecError::Cancelled => RunError::Cancelled,
+            source => RunError::Exec {
+                args: spec.args.clone(),
+                source,
+            },
         });
     guard.unmount().map_err(|e| prepare(e.into()))?;
     drop(active);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kiln_builder::exec::{
     CancelToken, ExecError, Executor, ExitStatus, Mount, MountKind, NamespaceExecutor, NetworkMode,
-    ProcessSpec, SetupStep, Stream, User, resolve_user,
+    ProcessSpec, SetupStep, SignalProxy, Stream, User, resolve_user,
 };
 use tempfile::TempDir;
 
@@ -803,4 +803,34 @@ fn exec_runs_concurrently_from_many_threads() {
             });
         }
     });
+}
+
+#[test]
+fn exec_signal_proxy_forwards_to_pid_1_which_exits_in_its_own_time() {
+    let world = World::new();
+    let signals = SignalProxy::new();
+    assert!(!signals.forward(libc::SIGTERM), "no process runs yet");
+    // The sink forwards SIGTERM once the trap is set ("ready"); the loop ends by itself otherwise.
+    let script = r#"trap "echo got-term; exit 3" TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"#;
+    let mut stdout = String::new();
+    let mut forwarded = None;
+    let mut sink = |stream: Stream, chunk: &[u8]| {
+        if stream == Stream::Stdout {
+            stdout.push_str(&String::from_utf8_lossy(chunk));
+            if stdout == "ready\n" {
+                forwarded = Some(signals.forward(libc::SIGTERM));
+            }
+        }
+    };
+    let status = world
+        .executor()
+        .with_signal_proxy(signals.clone())
+        .run(&world.rootfs(), &sh(script), &mut sink, &CancelToken::new())
+        .unwrap();
+    assert_eq!(
+        (status, stdout.as_str(), forwarded),
+        (ExitStatus::Exited(3), "ready\ngot-term\n", Some(true))
+    );
+    assert!(!signals.forward(libc::SIGTERM), "the run is over");
+    assert!(world.mounts().is_empty());
 }

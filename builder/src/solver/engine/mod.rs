@@ -104,6 +104,12 @@ impl LocalEngine {
         self
     }
 
+    /// Uses `context`, already walked (a context unpacked from a stream is), instead of walking the
+    /// context directory on first use.
+    pub(crate) fn preload_context(&self, context: Arc<Context>) {
+        let _ = self.context.set(context);
+    }
+
     /// The build context, walked once per build (on a blocking thread: it reads the whole tree).
     async fn context(&self) -> Result<Arc<Context>, BuildError> {
         self.context

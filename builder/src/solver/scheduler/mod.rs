@@ -360,6 +360,12 @@ impl<'a, E: Engine> Scheduler<'a, E> {
                 failure.lines = (step.span.start, step.span.end);
                 BuildError::StepFailed(failure)
             }
+            // A source the context lacks: `Dockerfile:2: ... "/app.txt": not found`.
+            BuildError::Context(cause) => BuildError::Instruction {
+                file: self.settings.file.to_owned(),
+                line: step.span.start,
+                cause,
+            },
             other => other,
         }
     }
