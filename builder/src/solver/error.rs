@@ -152,3 +152,22 @@ pub(crate) fn excerpt(text: &[u8], (first, last): (usize, usize)) -> Vec<(usize,
         .map(|(number, line)| (number, line.to_owned()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn excerpts_keep_two_lines_around_and_stay_in_the_file() {
+        let text = b"FROM a\nRUN one\nRUN two \\\n  more\nCMD x\nUSER y\nENV z=1\n";
+        let numbers = |lines| {
+            super::excerpt(text, lines)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(numbers((3, 4)), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(numbers((1, 1)), [1, 2, 3]);
+        assert_eq!(numbers((7, 7)), [5, 6, 7]);
+        assert_eq!(super::excerpt(text, (2, 2))[1], (2, "RUN one".to_owned()));
+        assert!(super::excerpt(text, (0, 0)).is_empty());
+    }
+}

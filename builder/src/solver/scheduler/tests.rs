@@ -246,6 +246,7 @@ fn a_failing_step_stops_the_build_with_its_line() {
         logs,
         message,
         file,
+        ..
     } = *failure;
     assert_eq!(vertex, "[2/3] RUN exit 3");
     assert_eq!((file.as_str(), lines), ("Dockerfile", (3, 3)));
