@@ -7,6 +7,7 @@ mod build_copy;
 mod build_image;
 mod build_interrupt;
 mod build_stages;
+mod builder_prune;
 mod debug_ast;
 mod debug_context;
 mod images;

@@ -49,6 +49,7 @@ mod lower;
 mod op;
 mod path;
 pub mod progress;
+pub mod prune;
 mod request;
 mod run;
 mod scheduler;
@@ -64,6 +65,7 @@ pub use cachekey::CacheKey;
 pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
+pub use prune::{CacheEntry, CacheEntryKind, CacheError, CachePruneOptions, CachePruneReport, CacheUsage};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output};
 pub use run::{RunError, run_image};
 
