@@ -5,6 +5,7 @@
 //! non-zero exit.
 
 mod build;
+mod builder;
 mod debug;
 mod format;
 mod history;
@@ -62,6 +63,9 @@ impl Global {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(build::Args),
+    /// Manage the build cache.
+    #[command(subcommand, alias = "buildx")]
+    Builder(builder::Command),
     /// Inspect what kiln sees: the Dockerfile's syntax tree, the build context.
     #[command(subcommand)]
     Debug(debug::Command),
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(&args, &cli.global),
+        Command::Builder(cmd) => builder::run(&cmd, &cli.global),
         Command::Debug(cmd) => debug::run(&cmd),
         Command::Image(cmd) => image::run(&cmd, &cli.global),
         Command::Images(args) => images::run(&args, &cli.global),

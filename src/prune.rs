@@ -99,7 +99,7 @@ fn parse_filters(specs: &[String]) -> Result<Vec<Filter>> {
 }
 
 /// `until=`: an RFC 3339 time, unix seconds, or a Go duration before now (`24h`, `90m`, `1h30m`).
-fn until(value: &str) -> Result<i64> {
+pub(crate) fn until(value: &str) -> Result<i64> {
     if let Some(time) = crate::format::Timestamp::parse(value) {
         return Ok(time.unix());
     }
@@ -156,15 +156,23 @@ fn matches(image: &Image, filters: &[Filter]) -> bool {
     })
 }
 
-/// Docker's prompt, on stderr (stdout is for data); only `y` or `yes` goes ahead.
-#[allow(clippy::print_stderr)]
+/// Docker's image-prune prompt.
 fn confirm(all: bool) -> Result<bool> {
     let what = if all {
         "all images without at least one container associated to them"
     } else {
         "all dangling images"
     };
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    confirm_warning(&format!(
+        "WARNING! This will remove {what}.\nAre you sure you want to continue?"
+    ))
+}
+
+/// Docker's confirmation prompt (`{warning} [y/N] `), on stderr (stdout is for data); only `y` or
+/// `yes` goes ahead.
+#[allow(clippy::print_stderr)]
+pub(crate) fn confirm_warning(warning: &str) -> Result<bool> {
+    eprint!("{warning} [y/N] ");
     if !std::io::stdin().is_terminal() {
         eprintln!();
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use kiln_builder::content::Digest;
-use kiln_builder::store::ImageStore;
+use kiln_builder::solver::Builder;
 use serde_json::{Value, json};
 
 use crate::Global;
@@ -42,9 +42,11 @@ pub(crate) fn run(cmd: &Command, global: &Global) -> Result<()> {
 }
 
 /// Images count their blobs once however many images share them. No image is in use (kiln runs
-/// no containers), so all of it is reclaimable; the build cache is not kept yet.
+/// no containers), so all of it is reclaimable. The build cache counts its entries (snapshots,
+/// records without one, cache mounts); those a running build holds are active, the rest reclaimable.
 fn df(args: &DfArgs, global: &Global) -> Result<()> {
-    let store = ImageStore::open(&global.root())?;
+    let builder = Builder::open(global.root())?;
+    let store = builder.store();
     let images = store.list()?;
     let mut blobs: HashMap<Digest, u64> = HashMap::new();
     for image in &images {
@@ -58,10 +60,12 @@ fn df(args: &DfArgs, global: &Global) -> Result<()> {
         }
     }
     let size: u64 = blobs.values().sum();
-    let rows = [
-        row("Images", images.len(), size, size),
-        row("Build Cache", 0, 0, 0),
-    ];
+    let cache = builder.cache_usage()?;
+    let mut cache_row = row("Build Cache", cache.entries.len(), cache.size(), 0);
+    // Docker shows the build cache's reclaimable size without a percentage.
+    cache_row["Active"] = cache.in_use().to_string().into();
+    cache_row["Reclaimable"] = human_size(cache.reclaimable(), 4).into();
+    let rows = [row("Images", images.len(), size, size), cache_row];
     let out = render_rows(args.format.as_deref(), DEFAULT_TABLE, HEADERS, &rows)?;
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())

@@ -10,6 +10,7 @@ mod build_progress;
 mod build_secret;
 mod build_stages;
 mod build_stdin;
+mod builder_prune;
 mod debug_ast;
 mod debug_context;
 mod images;

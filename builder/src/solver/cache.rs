@@ -42,53 +42,106 @@ pub(crate) struct CacheRecord {
     pub(crate) created: SystemTime,
 }
 
+/// The columns [`read_row`] reads, in its order.
+const RECORD_COLUMNS: &str =
+    "snapshot, layer_digest, layer_diff_id, layer_size, layer_media_type, created_ns";
+
 /// Reads a record.
 pub(crate) fn get(db: &Db, key: &CacheKey) -> Result<Option<CacheRecord>, StoreError> {
     db.read(|tx| {
-        let record = tx
+        Ok(tx
             .query_row(
-                "SELECT snapshot, layer_digest, layer_diff_id, layer_size, layer_media_type, created_ns
-                 FROM cache_records WHERE key = ?1",
+                &format!("SELECT {RECORD_COLUMNS} FROM cache_records WHERE key = ?1"),
                 [key.digest().as_str()],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, Option<i64>>(3)?,
-                        row.get::<_, Option<String>>(4)?,
-                        row.get::<_, i64>(5)?,
-                    ))
-                },
+                |row| read_row(row, 0),
             )
-            .optional()?;
-        let Some((snapshot, digest, diff_id, size, media_type, created_ns)) = record else {
-            return Ok(None);
-        };
-        // A layer whose columns do not parse is as good as none: it is written again at export.
-        let layer = match (digest, diff_id, size, media_type) {
-            (Some(digest), Some(diff_id), Some(size), Some(media_type)) => {
-                match (
-                    Digest::parse(&digest),
-                    Digest::parse(&diff_id),
-                    u64::try_from(size),
-                ) {
-                    (Ok(digest), Ok(diff_id), Ok(size)) => Some(Layer {
-                        digest,
-                        diff_id,
-                        size,
-                        media_type,
-                    }),
-                    _ => None,
-                }
+            .optional()?)
+    })
+}
+
+/// A record with its key and last hit, as the cache's housekeeping (usage, prune) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedRecord {
+    /// The key it is recorded under.
+    pub(crate) key: CacheKey,
+    /// The record.
+    pub(crate) record: CacheRecord,
+    /// Its last hit (or when it was written), in unix seconds.
+    pub(crate) used_at: i64,
+}
+
+/// Every record. A row whose key does not parse is left out: no build can hit it.
+pub(crate) fn list(db: &Db) -> Result<Vec<ListedRecord>, StoreError> {
+    db.read(|tx| {
+        let mut statement = tx.prepare(&format!(
+            "SELECT {RECORD_COLUMNS}, key, used_at FROM cache_records ORDER BY key"
+        ))?;
+        let rows = statement.query_map([], |row| {
+            Ok((read_row(row, 0)?, row.get::<_, String>(6)?, row.get::<_, i64>(7)?))
+        })?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (record, key, used_at) = row?;
+            if let Ok(digest) = Digest::parse(&key) {
+                records.push(ListedRecord {
+                    key: CacheKey::from_digest(digest),
+                    record,
+                    used_at,
+                });
             }
-            _ => None,
-        };
-        Ok(Some(CacheRecord {
-            snapshot,
-            layer,
-            created: from_unix_ns(created_ns),
-        }))
+        }
+        Ok(records)
+    })
+}
+
+/// Deletes `key`'s record if it still names `snapshot` and has not been hit after `used_at` (unix
+/// seconds); returns whether it did. A build that hit the record since it was listed keeps it.
+pub(crate) fn delete_unused(
+    db: &Db,
+    key: &CacheKey,
+    snapshot: &str,
+    used_at: i64,
+) -> Result<bool, StoreError> {
+    db.write(|tx| {
+        let deleted = tx.execute(
+            "DELETE FROM cache_records WHERE key = ?1 AND snapshot = ?2 AND used_at <= ?3",
+            rusqlite::params![key.digest().as_str(), snapshot, used_at],
+        )?;
+        Ok(deleted > 0)
+    })
+}
+
+/// A record from the [`RECORD_COLUMNS`] starting at column `first`.
+fn read_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<CacheRecord> {
+    let snapshot = row.get::<_, String>(first)?;
+    let digest = row.get::<_, Option<String>>(first + 1)?;
+    let diff_id = row.get::<_, Option<String>>(first + 2)?;
+    let size = row.get::<_, Option<i64>>(first + 3)?;
+    let media_type = row.get::<_, Option<String>>(first + 4)?;
+    let created_ns = row.get::<_, i64>(first + 5)?;
+    // A layer whose columns do not parse is as good as none: it is written again at export.
+    let layer = match (digest, diff_id, size, media_type) {
+        (Some(digest), Some(diff_id), Some(size), Some(media_type)) => {
+            match (
+                Digest::parse(&digest),
+                Digest::parse(&diff_id),
+                u64::try_from(size),
+            ) {
+                (Ok(digest), Ok(diff_id), Ok(size)) => Some(Layer {
+                    digest,
+                    diff_id,
+                    size,
+                    media_type,
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(CacheRecord {
+        snapshot,
+        layer,
+        created: from_unix_ns(created_ns),
     })
 }
 
@@ -140,7 +193,7 @@ pub(crate) fn set_layer(db: &Db, key: &CacheKey, snapshot: &str, layer: &Layer) 
     })
 }
 
-/// Notes hits (for a cache prune that drops the least recently used records), inside the caller's
+/// Notes hits (cache prune keeps what was used recently, see `solver::prune`), inside the caller's
 /// write transaction.
 pub(crate) fn touch_in<'k>(
     tx: &rusqlite::Transaction<'_>,
@@ -213,5 +266,33 @@ mod tests {
             store.content().exists(&layer.digest).unwrap(),
             "a cache record keeps its layer"
         );
+    }
+
+    #[test]
+    fn records_are_listed_and_deleted_only_while_unused() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(root.path()).unwrap();
+        let key = cachekey::scratch("linux/amd64");
+        let record = CacheRecord {
+            snapshot: "step-a".into(),
+            layer: None,
+            created: UNIX_EPOCH,
+        };
+        put(store.db(), &key, &record).unwrap();
+        let listed = list(store.db()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((&listed[0].key, &listed[0].record), (&key, &record));
+        let used_at = listed[0].used_at;
+        assert!(
+            !delete_unused(store.db(), &key, "step-other", used_at).unwrap(),
+            "another snapshot"
+        );
+        assert!(
+            !delete_unused(store.db(), &key, "step-a", used_at - 1).unwrap(),
+            "hit after the listing"
+        );
+        assert!(delete_unused(store.db(), &key, "step-a", used_at).unwrap());
+        assert_eq!(get(store.db(), &key).unwrap(), None);
+        assert!(list(store.db()).unwrap().is_empty());
     }
 }

@@ -90,14 +90,13 @@ pub(crate) fn export(
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| export_error("the manifest", e))?;
     let image = if let Some(image) = named_already(store, request, &Digest::of(&manifest_bytes))? {
         // A no-op rebuild: the names already point at this very image, whose blobs they keep.
-        engine.note_hits(&[])?;
         image
     } else {
-        // One commit puts every blob of the image under the build's lease (and notes the cache
-        // hits) before it is named; naming it checks that they are all there.
+        // One commit puts every blob of the image under the build's lease before it is named;
+        // naming it checks that they are all there.
         let mut protect: Vec<&Digest> = layers.iter().map(|l| &l.layer.digest).collect();
         protect.push(&config_digest);
-        engine.note_hits(&protect)?;
+        engine.protect(&protect)?;
         store
             .content()
             .write_blob(&config_bytes)

@@ -51,6 +51,7 @@ mod lower;
 mod op;
 mod path;
 pub mod progress;
+pub mod prune;
 mod request;
 mod run;
 mod scheduler;
@@ -67,6 +68,7 @@ pub use cachekey::CacheKey;
 pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
+pub use prune::{CacheEntry, CacheEntryKind, CacheError, CachePruneOptions, CachePruneReport, CacheUsage};
 pub use request::{BuildRequest, BuildRequestBuilder, Network, Output, SecretSource, SshSource};
 pub use run::{RunError, run_image};
 
@@ -130,6 +132,9 @@ impl Builder {
 
     /// Runs `request`, reporting progress to `reporter`.
     pub fn build(&self, request: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildOutcome, BuildError> {
+        // Held (shared) while the build runs, so a cache prune in another process knows a build may be
+        // about to use what it finds in the cache; the kernel drops it if the process dies.
+        let _running = prune::BuildsRunning::enter(&self.root)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -130,6 +130,25 @@ impl Db {
         self.transaction(TransactionBehavior::Immediate, f)
     }
 
+    /// Like [`write`](Db::write), but the commit is not synced to disk: other processes see it at once,
+    /// but a power loss (not a crash) may undo it. For bookkeeping that may be lost, such as when a
+    /// cache record was last used, where a sync per change would cost more than the change is worth.
+    pub fn write_unsynced<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
     fn transaction<T>(
         &self,
         behavior: TransactionBehavior,

@@ -55,8 +55,6 @@ pub(crate) struct LocalEngine {
     progress: Progress,
     /// Step layers being written or written by this build.
     step_layers: StepLayers,
-    /// The cache keys this build hit, noted in the database at export.
-    hits: std::sync::Mutex<Vec<CacheKey>>,
     /// The secrets and ssh agents steps may mount.
     secrets: Arc<Secrets>,
 }
@@ -93,7 +91,6 @@ impl LocalEngine {
             lease,
             progress,
             step_layers,
-            hits: std::sync::Mutex::default(),
             secrets: Arc::default(),
         }
     }
@@ -205,30 +202,12 @@ impl LocalEngine {
             .await
     }
 
-    /// Notes the cache hits of this build in the database (one commit for all: a no-op rebuild
-    /// should not pay a disk sync per step), and, when `protect` is given, puts those blobs under
-    /// the build's lease in the same commit.
-    pub(crate) fn note_hits(&self, protect: &[&Digest]) -> Result<(), BuildError> {
-        let hits = std::mem::take(
-            &mut *self
-                .hits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if hits.is_empty() && protect.is_empty() {
-            return Ok(());
-        }
-        let lease = if protect.is_empty() {
-            None
-        } else {
-            Some(self.lease.get()?)
-        };
-        self.store.db().write(|tx| {
-            if let Some(lease) = lease {
-                lease.add_in(tx, protect.iter().copied())?;
-            }
-            cache::touch_in(tx, &hits)
-        })?;
+    /// Puts blobs the image being named needs under the build's lease, in one commit.
+    pub(crate) fn protect(&self, digests: &[&Digest]) -> Result<(), BuildError> {
+        let lease = self.lease.get()?;
+        self.store
+            .db()
+            .write(|tx| lease.add_in(tx, digests.iter().copied()))?;
         Ok(())
     }
 
@@ -416,10 +395,9 @@ impl Engine for LocalEngine {
                 record.layer = None;
             }
         }
-        self.hits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(key.clone());
+        // Seen at once by a cache prune in another process (it keeps what was used recently),
+        // without a disk sync per hit.
+        self.store.db().write_unsynced(|tx| cache::touch_in(tx, [key]))?;
         Ok(Some(record))
     }
 
