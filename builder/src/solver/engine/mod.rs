@@ -34,7 +34,7 @@ use crate::reference::ImageRef;
 use crate::store::{ImageStore, Lease};
 
 pub(crate) use secrets::Secrets;
-pub(crate) use step::{ActiveSnapshot, random_suffix, unpack_layers};
+pub(crate) use step::{ActiveSnapshot, CACHE_MOUNTS_DIR, layer_snapshot_names, random_suffix, unpack_layers};
 
 /// How long a build's lease keeps new blobs if the process dies mid-build.
 const BUILD_LEASE: Duration = Duration::from_secs(24 * 3600);

@@ -109,14 +109,9 @@ pub(crate) fn unpack_layers(
     image: &str,
 ) -> Result<(Option<String>, bool), BuildError> {
     let mut parent: Option<String> = None;
-    let mut chain: Option<Digest> = None;
     let mut worked = false;
-    for layer in layers {
-        let id = match &chain {
-            None => layer.diff_id.clone(),
-            Some(below) => Digest::of(format!("{below} {}", layer.diff_id).as_bytes()),
-        };
-        let name = format!("layer-{}", id.hex());
+    let names = layer_snapshot_names(layers.iter().map(|l| l.diff_id.clone()));
+    for (layer, name) in layers.iter().zip(names) {
         if snapshotter.stat(&name).is_err() {
             worked = true;
             let (active, mounts) = ActiveSnapshot::prepare(snapshotter, parent.as_deref())?;
@@ -144,10 +139,31 @@ pub(crate) fn unpack_layers(
             active.commit(&name)?;
         }
         parent = Some(name);
-        chain = Some(id);
     }
     Ok((parent, worked))
 }
+
+/// The committed snapshots an image's layers unpack into, bottom first: `layer-<chain id hex>`,
+/// where the first layer's chain id is its diff id and each next one's the digest of
+/// `"<chain id below> <diff id>"`, so the name stands for the layer and everything below it.
+pub(crate) fn layer_snapshot_names(diff_ids: impl IntoIterator<Item = Digest>) -> Vec<String> {
+    let mut chain: Option<Digest> = None;
+    diff_ids
+        .into_iter()
+        .map(|diff_id| {
+            let id = match &chain {
+                None => diff_id,
+                Some(below) => Digest::of(format!("{below} {diff_id}").as_bytes()),
+            };
+            let name = format!("layer-{}", id.hex());
+            chain = Some(id);
+            name
+        })
+        .collect()
+}
+
+/// Where `RUN --mount=type=cache` directories live under the kiln root.
+pub(crate) const CACHE_MOUNTS_DIR: &str = "cache-mounts-v1";
 
 /// Writes the changes a committed step snapshot holds over its parent as a gzip layer into the
 /// content store, held by `lease`.
@@ -271,7 +287,7 @@ impl Work {
                     let id = m.id.clone().unwrap_or_else(|| target.clone());
                     let dir = self
                         .root
-                        .join("cache-mounts-v1")
+                        .join(CACHE_MOUNTS_DIR)
                         .join(Digest::of(id.as_bytes()).hex());
                     std::fs::create_dir_all(&dir).map_err(|e| io_error("a cache mount", e))?;
                     exec::MountKind::Bind {

@@ -51,12 +51,11 @@ use oci_spec::image::ImageManifest;
 
 use super::Builder;
 use super::cache::{self, ListedRecord};
+use super::engine::CACHE_MOUNTS_DIR;
 use crate::content::Digest;
 use crate::store::{GcOptions, ImageStore, StoreError};
 use select::{Hold, Node, Policy};
 
-/// The cache-mount directory under the kiln root (the RUN step's `--mount=type=cache` makes them).
-const CACHE_MOUNTS_DIR: &str = "cache-mounts-v1";
 /// Prefix of a cache-mount directory being removed (not a 64-hex id, so never taken for a mount).
 const CACHE_MOUNT_TRASH: &str = ".rm-";
 /// While another process holds a store lease, entries used more recently than this are in use.
@@ -536,25 +535,11 @@ fn referenced(store: &ImageStore) -> Result<Referenced, CacheError> {
     Ok(referenced)
 }
 
-/// The snapshot names the engine unpacks an image's layers into: `layer-<chain id hex>`, where the
-/// chain id of the first layer is its diff id and of each next one the digest of "<below> <diff id>"
-/// (the naming of `engine::step::unpack_layers`, which this must follow). Stops at a diff id that
-/// does not parse, as unpacking would.
+/// The snapshot names the engine unpacks an image's layers into; stops at a diff id that does not
+/// parse, as unpacking would.
 fn base_layer_names(diff_ids: &[String]) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut chain: Option<Digest> = None;
-    for diff_id in diff_ids {
-        let Ok(diff_id) = Digest::parse(diff_id) else {
-            break;
-        };
-        let id = match &chain {
-            None => diff_id,
-            Some(below) => Digest::of(format!("{below} {diff_id}").as_bytes()),
-        };
-        names.push(format!("layer-{}", id.hex()));
-        chain = Some(id);
-    }
-    names
+    let parsed = diff_ids.iter().map_while(|d| Digest::parse(d).ok());
+    super::engine::layer_snapshot_names(parsed)
 }
 
 /// The lock file every running build holds shared (`<root>/builds-v1.lock`).
