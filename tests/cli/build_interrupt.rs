@@ -32,7 +32,7 @@ fn sigint_stops_the_build_cleanly() {
         }
     });
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) && root.leftover_mounts().is_empty() {
+    while started.elapsed() < Duration::from_secs(20) && root.step_mounts().is_empty() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));

@@ -16,11 +16,7 @@ fn build_stdin(root: &Root, args: &[&str], input: impl Into<Vec<u8>>) -> Built {
         .write_stdin(input)
         .output()
         .unwrap();
-    Built {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Built::from(out)
 }
 
 fn build_stdin_ok(root: &Root, args: &[&str], input: impl Into<Vec<u8>>) -> Built {
@@ -391,7 +387,7 @@ fn stdin_interrupted_during_a_step_removes_the_context() {
     stdin.write_all(&archive).unwrap();
     drop(stdin);
     // The step runs once its rootfs is mounted; the context directory is still there.
-    let stderr = interrupt_when(&mut child, || !root.leftover_mounts().is_empty());
+    let stderr = interrupt_when(&mut child, || !root.step_mounts().is_empty());
     assert!(
         stderr.ends_with("error: failed to solve: interrupted\n"),
         "{stderr}"

@@ -140,6 +140,16 @@ pub(crate) struct Built {
     pub(crate) stderr: String,
 }
 
+impl From<std::process::Output> for Built {
+    fn from(out: std::process::Output) -> Built {
+        Built {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Built {
     /// How many vertices were cache hits.
     pub(crate) fn cached(&self) -> usize {
@@ -180,11 +190,7 @@ impl Root {
             .arg(context)
             .output()
             .unwrap();
-        Built {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Built::from(out)
     }
 
     /// Like [`Root::build`], asserting success.
@@ -209,6 +215,17 @@ impl Root {
             .lines()
             .filter(|l| l.contains(&root))
             .map(str::to_owned)
+            .collect()
+    }
+
+    /// The mounts of a running step: its rootfs (mounted outside the root, made of the root's
+    /// snapshots). Unlike [`Root::leftover_mounts`] this leaves out the overlay probe kiln mounts
+    /// inside the root while it starts, before it handles Ctrl-C.
+    pub(crate) fn step_mounts(&self) -> Vec<String> {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        self.leftover_mounts()
+            .into_iter()
+            .filter(|l| l.split(' ').nth(4).is_some_and(|point| !point.starts_with(&root)))
             .collect()
     }
 }

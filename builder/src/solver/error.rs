@@ -137,6 +137,19 @@ impl BuildError {
     }
 }
 
+/// An error and its sources, joined by `: ` (as the CLI prints a chain), for a message that must
+/// carry its causes in one string.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The lines `first - 2 ..= last + 2` of a Dockerfile (clamped to the file), numbered from 1.
 pub(crate) fn excerpt(text: &[u8], (first, last): (usize, usize)) -> Vec<(usize, String)> {
     if first == 0 {

@@ -117,14 +117,7 @@ pub(crate) enum SecretError {
 impl SecretError {
     /// The message and its causes, joined by `: ` (a step failure carries one message).
     pub(crate) fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(error) = cause {
-            text.push_str(": ");
-            text.push_str(&error.to_string());
-            cause = error.source();
-        }
-        text
+        crate::solver::error::chain(self)
     }
 }
 

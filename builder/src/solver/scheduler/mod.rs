@@ -296,7 +296,7 @@ impl<'a, E: Engine> Scheduler<'a, E> {
             Err(BuildError::Context(cause)) => {
                 let vertex = self.progress.start(name.clone());
                 let error = BuildError::step(
-                    format!("failed to compute cache key: {}", error_chain(&*cause)),
+                    format!("failed to compute cache key: {}", super::error::chain(&*cause)),
                     Vec::new(),
                 );
                 vertex.failed(&error.to_string());
@@ -548,18 +548,6 @@ fn state_count(graph: &BuildGraph) -> usize {
         }
     }
     graph.stages.len() + images.len()
-}
-
-/// An error and its sources, joined by `: `.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The target and the stages it is built FROM, transitively: the stages whose steps are the image's
