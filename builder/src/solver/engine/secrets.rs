@@ -22,7 +22,6 @@
 //! Nothing here logs, and no error carries a secret's value: only ids, variable names and paths.
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
