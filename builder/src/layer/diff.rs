@@ -90,9 +90,9 @@ impl DiffOptions {
 /// `.wh.<name>` entries, opaque directories a `.wh..wh..opq` entry; both are empty files with mode 0,
 /// owner 0 and mtime 0. The same tree always gives the same bytes.
 ///
-/// The snapshot is read on a thread of its own while this one digests and compresses (see
-/// [`chunks`](super::chunks)). Memory holds the list of changed paths and a few megabytes of the
-/// stream, never whole files.
+/// The snapshot is read (the system calls: `stat`, `open`, `read`) on a thread of its own while the
+/// calling thread digests and compresses, so the two overlap. Memory holds the list of changed paths
+/// and a few megabytes of the stream in flight, never whole files.
 pub fn diff<W: Write>(
     changes: Changes<'_>,
     out: W,

@@ -25,7 +25,7 @@ use crate::layer::ApplyError;
 /// Data bytes one batch holds.
 const BATCH_DATA: usize = 1 << 20;
 /// Files one batch may open: with [`DEPTH`] this bounds the descriptors in flight.
-const BATCH_FILES: usize = 32;
+const BATCH_FILES: usize = 16;
 /// Full batches waiting for the writing thread.
 const DEPTH: usize = 2;
 

@@ -127,7 +127,8 @@ pub fn apply<R: Read + Send>(layer: R, target: &Path, options: &ApplyOptions) ->
     let (pipe, pump) = input::pipe();
     let (files, queue) = files::channel();
     let mut extract = Extract::new(&root, files);
-    // Three threads: decompressing and digesting, extracting (this one), writing files' data.
+    // Three threads: one decompresses, this one parses, digests and creates what the entries name, one
+    // writes regular files' data and metadata.
     let (read, written, ended_cleanly) = std::thread::scope(|scope| {
         let spawn_error = |source| ApplyError::Io {
             entry: String::new(),
