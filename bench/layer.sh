@@ -13,7 +13,8 @@
 # KILN_BENCH_RT=1 runs each phase under `chrt --fifo 10` (root only): on a machine shared with busy
 # neighbours, this measures the code rather than the neighbours (the kernel still keeps 5% for them).
 #
-# MB/s is input (uncompressed tar) bytes per wall second; "MB/CPU-s" per second of user+sys CPU, which
+# Each line ends with the 1-minute load average when the phase started: compare runs made under similar
+# load. MB/s is input (uncompressed tar) bytes per wall second; "MB/CPU-s" per second of user+sys CPU, which
 # is what to look at on a busy machine (two cores at full use give about twice that per wall second when
 # the work spreads over both, as the compressors and the apply reader thread make it).
 set -euo pipefail
@@ -50,20 +51,22 @@ phase() {
     local name=$1
     shift
     sync
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     ${KILN_BENCH_RT:+chrt --fifo 10} /usr/bin/time -v -o "$work/time" "$bin" "$@" >"$work/out"
-    awk -v name="$name" -v bytes="$size" '
+    awk -v name="$name" -v bytes="$size" -v load="$load" '
         /Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = (n == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
         /User time/ { user = $NF }
         /System time/ { sys = $NF }
         /Maximum resident set size/ { rss = $NF }
         END {
             cpu = user + sys
-            printf "%-12s %7.1f MB/s  %6.2f s wall  %6.2f s cpu (%5.1f user %5.1f sys) %7.1f MB/CPU-s  peak RSS %5.1f MiB\n",
-                name, bytes / 1e6 / wall, wall, cpu, user, sys, bytes / 1e6 / cpu, rss / 1024
+            printf "%-12s %7.1f MB/s  %6.2f s wall  %6.2f s cpu (%5.1f user %5.1f sys) %7.1f MB/CPU-s  peak RSS %5.1f MiB  load %s\n",
+                name, bytes / 1e6 / wall, wall, cpu, user, sys, bytes / 1e6 / cpu, rss / 1024, load
         }' "$work/time"
 }
 
-echo "tree: $(find "$dir/tree" -type f | wc -l) files, $((size / 1000000)) MB; $(nproc) cores; $(uname -r)"
+echo "tree: $(find "$dir/tree" -type f | wc -l) files, $((size / 1000000)) MB; $(nproc) cores; $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
 phase "diff+tar" diff "$dir/tree" none "$dir/layer.tar"
 phase "diff+gzip" diff "$dir/tree" gzip "$dir/layer.tar.gz"
 phase "diff+zstd" diff "$dir/tree" zstd "$dir/layer.tar.zst"

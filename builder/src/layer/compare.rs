@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File, FileType, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -29,12 +29,13 @@ pub(crate) fn tree_changes(parent: Option<&Path>, tree: &Path) -> Result<Vec<Ite
         tree,
         items: Vec::new(),
         links: HashMap::new(),
+        track_links: parent.is_some(),
     };
     match parent {
         Some(parent) => walk.compare_dir(parent, &[])?,
         None => {
-            for name in listing(tree)? {
-                walk.add_subtree(&changes::join(&[], name.as_bytes()))?;
+            for (name, file_type) in listing(tree)? {
+                walk.add_subtree(&changes::join(&[], name.as_bytes()), file_type)?;
             }
         }
     }
@@ -52,6 +53,9 @@ struct Walk<'a> {
     tree: &'a Path,
     items: Vec<Item>,
     links: HashMap<(u64, u64), LinkGroup>,
+    /// Whether link groups matter: with no parent every name is in the layer anyway, so added
+    /// subtrees need no `stat` of their files, the listing's types suffice.
+    track_links: bool,
 }
 
 impl Walk<'_> {
@@ -64,15 +68,15 @@ impl Walk<'_> {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(n), Some(o)) => n.as_bytes().cmp(o.as_bytes()),
+                (Some((n, _)), Some((o, _))) => n.as_bytes().cmp(o.as_bytes()),
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    let name = new_iter.next().expect("peeked");
-                    self.add_subtree(&changes::join(dir, name.as_bytes()))?;
+                    let (name, file_type) = new_iter.next().expect("peeked");
+                    self.add_subtree(&changes::join(dir, name.as_bytes()), *file_type)?;
                 }
                 std::cmp::Ordering::Greater => {
-                    let name = old_iter.next().expect("peeked");
+                    let (name, _) = old_iter.next().expect("peeked");
                     let rel = changes::join(dir, name.as_bytes());
                     if !lstat(&parent.join(OsStr::from_bytes(&rel)))?
                         .file_type()
@@ -82,7 +86,7 @@ impl Walk<'_> {
                     }
                 }
                 std::cmp::Ordering::Equal => {
-                    let name = new_iter.next().expect("peeked");
+                    let (name, _) = new_iter.next().expect("peeked");
                     old_iter.next();
                     self.compare_entry(parent, &changes::join(dir, name.as_bytes()))?;
                 }
@@ -112,7 +116,7 @@ impl Walk<'_> {
         }
         if new_type.is_dir() {
             // A file became a directory: the directory replaces it, with all it holds.
-            return self.add_subtree(rel);
+            return self.add_subtree(rel, new_type);
         }
         let changed = differs(&new_path, &old_path, &new, &old)?;
         if changed {
@@ -122,20 +126,20 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Adds `rel` and, for a directory, everything below it.
-    fn add_subtree(&mut self, rel: &[u8]) -> Result<(), DiffError> {
+    /// Adds `rel`, of type `file_type`, and, for a directory, everything below it.
+    fn add_subtree(&mut self, rel: &[u8], file_type: FileType) -> Result<(), DiffError> {
         let path = self.tree.join(OsStr::from_bytes(rel));
-        let md = lstat(&path)?;
         check_name(&path, rel)?;
-        if md.file_type().is_socket() {
+        if file_type.is_socket() {
             return Ok(());
         }
         self.items.push(Item::Node(rel.to_vec()));
-        if md.is_dir() {
-            for name in listing(&path)? {
-                self.add_subtree(&changes::join(rel, name.as_bytes()))?;
+        if file_type.is_dir() {
+            for (name, file_type) in listing(&path)? {
+                self.add_subtree(&changes::join(rel, name.as_bytes()), file_type)?;
             }
-        } else {
+        } else if self.track_links {
+            let md = lstat(&path)?;
             self.note_link(&md, rel, true);
         }
         Ok(())
@@ -241,8 +245,8 @@ fn check_name(path: &Path, rel: &[u8]) -> Result<(), DiffError> {
     Ok(())
 }
 
-fn listing(dir: &Path) -> Result<Vec<std::ffi::OsString>, DiffError> {
-    meta::sorted_names(dir).map_err(read_error(dir))
+fn listing(dir: &Path) -> Result<Vec<(std::ffi::OsString, FileType)>, DiffError> {
+    meta::sorted_entries(dir).map_err(read_error(dir))
 }
 
 fn lstat(path: &Path) -> Result<Metadata, DiffError> {

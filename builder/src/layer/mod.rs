@@ -40,6 +40,7 @@
 
 mod apply;
 mod changes;
+mod chunks;
 mod compare;
 mod compress;
 mod diff;

@@ -43,27 +43,17 @@ pub(crate) fn upper_changes(upper: &Path) -> Result<Vec<Item>, DiffError> {
 
 fn walk(upper: &Path, dir: &[u8], opacity: Opacity, items: &mut Vec<Item>) -> Result<(), DiffError> {
     let dir_path = upper.join(OsStr::from_bytes(dir));
-    let names = meta::sorted_names(&dir_path).map_err(|source| DiffError::Read {
+    let entries = meta::sorted_entries(&dir_path).map_err(|source| DiffError::Read {
         path: dir_path.clone(),
         source,
     })?;
-    for name in names {
+    for (name, file_type) in entries {
         let rel = changes::join(dir, name.as_bytes());
         let path = dir_path.join(&name);
-        let md = fs::symlink_metadata(&path).map_err(|source| DiffError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let file_type = md.file_type();
-        if file_type.is_char_device() && md.rdev() == 0 {
-            items.push(Item::Whiteout(rel));
-            continue;
-        }
-        if opacity == Opacity::XWhiteouts
-            && file_type.is_file()
-            && md.len() == 0
-            && has_any_xattr(&path, &WHITEOUT_XATTRS)?
-        {
+        // The listing gives the type; only a possible whiteout needs a closer look.
+        let might_be_whiteout =
+            file_type.is_char_device() || (opacity == Opacity::XWhiteouts && file_type.is_file());
+        if might_be_whiteout && is_whiteout(&path, opacity)? {
             items.push(Item::Whiteout(rel));
             continue;
         }
@@ -84,6 +74,23 @@ fn walk(upper: &Path, dir: &[u8], opacity: Opacity, items: &mut Vec<Item>) -> Re
         }
     }
     Ok(())
+}
+
+/// Whether `path` is a whiteout: a `0:0` character device, or in a directory marked `overlay.opaque=x`
+/// an empty file with an `overlay.whiteout` attribute.
+fn is_whiteout(path: &Path, opacity: Opacity) -> Result<bool, DiffError> {
+    let md = fs::symlink_metadata(path).map_err(|source| DiffError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file_type = md.file_type();
+    if file_type.is_char_device() {
+        return Ok(md.rdev() == 0);
+    }
+    Ok(opacity == Opacity::XWhiteouts
+        && file_type.is_file()
+        && md.len() == 0
+        && has_any_xattr(path, &WHITEOUT_XATTRS)?)
 }
 
 fn opacity_of(path: &Path) -> Result<Opacity, DiffError> {

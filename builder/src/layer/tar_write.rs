@@ -52,7 +52,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Writes the header blocks of one entry (a PAX extension first when needed). For a regular file the
-    /// caller then writes exactly `size` bytes with [`data`](Self::data) and calls [`pad`](Self::pad).
+    /// caller then writes exactly `size` bytes into [`get_mut`](Self::get_mut) and calls [`pad`](Self::pad).
     pub(crate) fn header(&mut self, entry: &EntryHeader<'_>) -> io::Result<()> {
         let mut header = tar::Header::new_ustar();
         self.pax.clear();
@@ -110,9 +110,9 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(header.as_bytes())
     }
 
-    /// Writes file data belonging to the last header.
-    pub(crate) fn data(&mut self, data: &[u8]) -> io::Result<()> {
-        self.out.write_all(data)
+    /// The stream the entries go to, for writing file data into it directly.
+    pub(crate) fn get_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// Pads the data of a `size`-byte file to the next block.

@@ -2,8 +2,7 @@
 //! [`apply`](super)).
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::entry_path::EntryPath;
+use super::files::FileWriter;
 use super::tar_read::{Entry, TarReader};
 use crate::fsroot::{self as root, DirError as ResolveError, DirFd, Root};
 use crate::layer::changes::{OPAQUE_MARKER, WHITEOUT_PREFIX};
@@ -28,11 +28,12 @@ pub(super) struct Extract<'r> {
     /// path walk at all. Dropped whenever anything is removed, as it might be below what was removed.
     parent_cache: Option<(Vec<u8>, Arc<OwnedFd>)>,
     entries: u64,
-    buf: Vec<u8>,
+    /// Where regular files go once created; `None` once [`end_files`](Self::end_files) ran.
+    files: Option<FileWriter>,
 }
 
 /// The metadata an entry sets on what it creates.
-struct Meta {
+pub(super) struct Meta {
     mode: Mode,
     uid: Uid,
     gid: Gid,
@@ -41,14 +42,14 @@ struct Meta {
 }
 
 impl<'r> Extract<'r> {
-    pub(super) fn new(root: &'r Root) -> Extract<'r> {
+    pub(super) fn new(root: &'r Root, files: FileWriter) -> Extract<'r> {
         Extract {
             root,
             created: HashSet::new(),
             dirs: Vec::new(),
             parent_cache: None,
             entries: 0,
-            buf: vec![0; 256 * 1024],
+            files: Some(files),
         }
     }
 
@@ -101,7 +102,16 @@ impl<'r> Extract<'r> {
         Ok(name)
     }
 
-    /// Sets directory mtimes, now that nothing more is created in them; returns the entry count.
+    /// Hands the last files to the writing thread and lets it end once it has written them.
+    pub(super) fn end_files(&mut self) -> Result<(), ApplyError> {
+        match self.files.take() {
+            Some(mut files) => files.flush().map_err(|_| writer_gone("")),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets directory mtimes, now that nothing more is created in them (the writing thread must be
+    /// done); returns the entry count.
     pub(super) fn finish(self) -> Result<u64, ApplyError> {
         for (path, mtime, name) in &self.dirs {
             // A later entry may have replaced the directory; then its mtime is not ours to set.
@@ -205,8 +215,10 @@ impl<'r> Extract<'r> {
                     )
                 };
                 let fd = self.replacing(&parent, file_name, name, "create the file", create)?;
-                let fd = self.copy_data(entry.size, tar, fd, name)?;
-                meta.set_on_fd(&fd, name, true)?;
+                self.file_writer()?
+                    .file(fd, name, meta, entry.size)
+                    .map_err(|_| writer_gone(name))?;
+                self.copy_data(entry.size, tar, name)?;
             }
             EntryType::Symlink => {
                 let create = || rustix::fs::symlinkat(entry.link.as_slice(), &parent, file_name);
@@ -282,19 +294,23 @@ impl<'r> Extract<'r> {
         Ok(st.as_ref().is_some_and(root::is_dir))
     }
 
-    /// Writes exactly the entry's declared size into the new file.
+    fn file_writer(&mut self) -> Result<&mut FileWriter, ApplyError> {
+        self.files.as_mut().ok_or_else(|| writer_gone(""))
+    }
+
+    /// Reads exactly the entry's declared size and queues it for the file just queued.
     fn copy_data<R: Read>(
         &mut self,
         size: u64,
         tar: &mut TarReader<R>,
-        fd: OwnedFd,
         name: &str,
-    ) -> Result<OwnedFd, ApplyError> {
-        let mut file = File::from(fd);
+    ) -> Result<(), ApplyError> {
+        let files = self.file_writer()?;
         let mut left = size;
         while left > 0 {
-            let want = usize::try_from(left).unwrap_or(usize::MAX).min(self.buf.len());
-            let n = match tar.read_data(&mut self.buf[..want]) {
+            let room = files.room().map_err(|_| writer_gone(name))?;
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(room.len());
+            let n = match tar.read_data(&mut room[..want]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     return Err(ApplyError::Truncated {
@@ -306,11 +322,10 @@ impl<'r> Extract<'r> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_error(name, "read its data from the layer", e)),
             };
-            file.write_all(&self.buf[..n])
-                .map_err(|e| io_error(name, "write the file", e))?;
+            files.commit(n);
             left -= n as u64;
         }
-        Ok(OwnedFd::from(file))
+        Ok(())
     }
 
     fn hardlink(
@@ -389,7 +404,7 @@ impl Meta {
     /// A new file usually has the right owner and mode already (made by this process, with the entry's
     /// permission bits), so what is set is only what differs: each `fchown` or `fchmod` dirties the
     /// inode, and for a layer of small files that shows.
-    fn set_on_fd(&self, fd: &impl AsFd, name: &str, with_mtime: bool) -> Result<(), ApplyError> {
+    pub(super) fn set_on_fd(&self, fd: &impl AsFd, name: &str, with_mtime: bool) -> Result<(), ApplyError> {
         let st = rustix::fs::fstat(fd).map_err(|e| io_error(name, "look at what it created", e.into()))?;
         let chown = st.st_uid != self.uid.as_raw() || st.st_gid != self.gid.as_raw();
         if chown {
@@ -496,7 +511,16 @@ fn resolve_error(name: &str, e: ResolveError) -> ApplyError {
     }
 }
 
-fn io_error(name: &str, op: &str, source: io::Error) -> ApplyError {
+/// Stands in for the writing thread's own error, which is the one reported (see `apply`).
+fn writer_gone(name: &str) -> ApplyError {
+    io_error(
+        name,
+        "hand its data to the thread writing files",
+        io::Error::other("that thread stopped"),
+    )
+}
+
+pub(super) fn io_error(name: &str, op: &str, source: io::Error) -> ApplyError {
     ApplyError::Io {
         entry: name.to_owned(),
         op: op.to_owned(),

@@ -1,6 +1,7 @@
-//! The layer stream on its way to the tar parser: compression recognised by its magic bytes, and the
-//! uncompressed bytes counted and hashed (the diff_id) as they pass, on a thread of their own so that
-//! decompressing and writing files run side by side.
+//! The layer stream on its way to the tar parser: compression recognised by its magic bytes, the
+//! stream decompressed on a thread of its own ([`Pump`]), and the uncompressed bytes counted and hashed
+//! (the diff_id) as the tar parser takes them ([`Pipe`]), so that decompressing, hashing and writing
+//! files spread over the cores.
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
@@ -42,48 +43,31 @@ pub(crate) fn decompress<'r, R: Read + Send + 'r>(
     }
 }
 
-/// Counts and hashes what is read through it.
-pub(crate) struct Digesting<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> Digesting<R> {
-    pub(crate) fn new(inner: R) -> Digesting<R> {
-        Digesting {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for Digesting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
 const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the threads: bounds memory to about a megabyte.
 const DEPTH: usize = 4;
 
-/// The consuming end of [`pump`]: reads the chunks the decoding thread produced, in order.
+/// The consuming end of [`Pump`]: reads the chunks the decoding thread produced, in order, counting and
+/// hashing them.
 pub(crate) struct Pipe {
     chunks: Receiver<io::Result<Vec<u8>>>,
     recycle: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+    hasher: Sha256,
+    count: u64,
 }
 
 impl Pipe {
     /// Reads and drops everything left, so the producer reaches the end of the stream.
     pub(crate) fn drain(&mut self) -> io::Result<()> {
         io::copy(self, &mut io::sink()).map(|_| ())
+    }
+
+    /// The sha256 and size of every byte that came through. They cover the whole stream once a read
+    /// returned 0 (after [`drain`](Self::drain), say) and the producer reported a clean end.
+    pub(crate) fn digest(self) -> ([u8; 32], u64) {
+        (self.hasher.finalize().into(), self.count)
     }
 }
 
@@ -92,6 +76,8 @@ impl Read for Pipe {
         while self.pos == self.current.len() {
             match self.chunks.recv() {
                 Ok(Ok(chunk)) => {
+                    self.hasher.update(&chunk);
+                    self.count += chunk.len() as u64;
                     let used = std::mem::replace(&mut self.current, chunk);
                     let _ = self.recycle.try_send(used);
                     self.pos = 0;
@@ -117,6 +103,8 @@ pub(crate) fn pipe() -> (Pipe, Pump) {
             recycle: recycle_tx,
             current: Vec::new(),
             pos: 0,
+            hasher: Sha256::new(),
+            count: 0,
         },
         Pump {
             chunks: chunk_tx,
@@ -132,11 +120,9 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
-    /// Reads `stream` to its end, digesting it and sending it on in chunks. Returns the sha256 and size
-    /// of everything read, or `None` if the stream failed or the reader hung up (the reader has the
-    /// error then).
-    pub(crate) fn run(self, stream: impl Read) -> Option<([u8; 32], u64)> {
-        let mut stream = Digesting::new(stream);
+    /// Reads `stream` to its end, sending it on in chunks. Returns whether it got there: `false` if the
+    /// stream failed or the reader hung up (the reader has the error then).
+    pub(crate) fn run(self, mut stream: impl Read) -> bool {
         loop {
             let mut chunk = match self.recycle.try_recv() {
                 Ok(chunk) => chunk,
@@ -146,15 +132,15 @@ impl Pump {
             let (n, error) = read_full(&mut stream, &mut chunk);
             chunk.truncate(n);
             // What came before an error is delivered first, so the reader can say which entry broke.
-            if n > 0 {
-                self.chunks.send(Ok(chunk)).ok()?;
+            if n > 0 && self.chunks.send(Ok(chunk)).is_err() {
+                return false;
             }
             if let Some(e) = error {
                 let _ = self.chunks.send(Err(e));
-                return None;
+                return false;
             }
             if n == 0 {
-                return Some((stream.hasher.finalize().into(), stream.count));
+                return true;
             }
         }
     }

@@ -25,6 +25,7 @@
 
 mod entry_path;
 mod extract;
+mod files;
 mod input;
 pub(crate) use input::decompress;
 mod tar_read;
@@ -124,26 +125,45 @@ pub fn apply<R: Read + Send>(layer: R, target: &Path, options: &ApplyOptions) ->
         })?;
     let (stream, compression) = input::decompress(layer)?;
     let (pipe, pump) = input::pipe();
-    let mut extract = Extract::new(&root);
-    // Decompressing and digesting run on their own thread, extraction on this one.
-    let (read, digest) = std::thread::scope(|scope| {
+    let (files, queue) = files::channel();
+    let mut extract = Extract::new(&root, files);
+    // Three threads: one decompresses, this one parses, digests and creates what the entries name, one
+    // writes regular files' data and metadata.
+    let (read, written, ended_cleanly) = std::thread::scope(|scope| {
+        let spawn_error = |source| ApplyError::Io {
+            entry: String::new(),
+            op: "start the threads that apply the layer".into(),
+            source,
+        };
         let producer = std::thread::Builder::new()
             .name("kiln-layer-read".into())
             .spawn_scoped(scope, move || pump.run(stream))
-            .map_err(|source| ApplyError::Io {
-                entry: String::new(),
-                op: "start the thread that reads the layer".into(),
-                source,
-            })?;
+            .map_err(spawn_error)?;
+        let writer = std::thread::Builder::new()
+            .name("kiln-layer-write".into())
+            .spawn_scoped(scope, move || files::run(queue))
+            .map_err(spawn_error)?;
         let read = read_entries(&mut extract, pipe);
+        // Whatever happened, the writing thread must learn that no more files come before it is joined.
+        let ended = extract.end_files();
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // A panic there would be a bug in a decoder; report it as a broken stream, not a crash.
-        Ok::<_, ApplyError>((read, producer.join().ok().flatten()))
+        let ended_cleanly = producer.join().unwrap_or(false);
+        Ok::<_, ApplyError>((read.and_then(|read| ended.map(|()| read)), written, ended_cleanly))
     })?;
-    let last = read?;
-    let (diff_id, uncompressed_size) = digest.ok_or_else(|| ApplyError::Corrupt {
-        after: last,
-        source: io::Error::other("the layer reader stopped before the end of the stream"),
-    })?;
+    // The writing thread's error concerns an earlier entry than the extracting thread's, which may only
+    // say that the writing thread is gone.
+    written?;
+    let (last, pipe) = read?;
+    if !ended_cleanly {
+        return Err(ApplyError::Corrupt {
+            after: last,
+            source: io::Error::other("the layer reader stopped before the end of the stream"),
+        });
+    }
+    let (diff_id, uncompressed_size) = pipe.digest();
     let entries = extract.finish()?;
     Ok(Applied {
         diff_id: Digest::from_sha256(diff_id),
@@ -154,8 +174,8 @@ pub fn apply<R: Read + Send>(layer: R, target: &Path, options: &ApplyOptions) ->
 }
 
 /// Applies every entry, then reads what follows the end-of-archive block (more zero padding, which is
-/// part of the diff_id too). Returns the name of the last entry.
-fn read_entries(extract: &mut Extract<'_>, pipe: Pipe) -> Result<Option<String>, ApplyError> {
+/// part of the diff_id too). Returns the name of the last entry, and the pipe, drained.
+fn read_entries(extract: &mut Extract<'_>, pipe: Pipe) -> Result<(Option<String>, Pipe), ApplyError> {
     let mut tar = TarReader::new(pipe);
     let mut last: Option<String> = None;
     loop {
@@ -169,8 +189,9 @@ fn read_entries(extract: &mut Extract<'_>, pipe: Pipe) -> Result<Option<String>,
         };
         last = Some(extract.entry(&entry, &mut tar)?);
     }
-    match tar.into_inner().drain() {
-        Ok(()) => Ok(last),
+    let mut pipe = tar.into_inner();
+    match pipe.drain() {
+        Ok(()) => Ok((last, pipe)),
         Err(source) => Err(ApplyError::Corrupt { after: last, source }),
     }
 }
