@@ -17,6 +17,7 @@
 #   KILN_BENCH_WORKLOADS       workload names or prefixes to run (default: every w* folder)
 #   KILN_BENCH_WORKLOADS_DIR   where the workloads are (default: ../shared/bench/workloads from the repo)
 #   KILN_BENCH_DIR             parent of the scratch directory (default: $TMPDIR or /tmp)
+#   KILN_BENCH_LOOPFS=0        measure on that directory's filesystem, not a fresh ext4 loop filesystem
 #   KILN_BENCH_SKIP_W4=1       skip w4-debian (also skipped, with a message, when debootstrap is missing)
 #   KILN_BENCH_DEBIAN_TAR      an existing `debootstrap --variant=minbase bookworm` tarball to import
 #                              instead of running debootstrap (it reaches Debian's mirrors)
@@ -42,16 +43,36 @@ cargo build --release --quiet
 kiln=$repo/target/release/kiln
 
 work=$(mktemp -d "${KILN_BENCH_DIR:-${TMPDIR:-/tmp}}/kiln-build-bench.XXXXXX")
+fs_image=
 cleanup() {
     # A build killed midway may leave overlay mounts under a root: unmount them, deepest first, before
     # removing the tree, so rm never walks into a mounted lower layer.
     awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
     done
+    if [ -n "$fs_image" ]; then
+        umount "$work" 2>/dev/null || umount -l "$work" 2>/dev/null || true
+        rm -f "$fs_image"
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# As root (with mkfs.ext4), everything runs on a fresh sparse ext4 loop filesystem, as bench/layer.sh
+# does: a long-lived root filesystem (deleted inodes still being reclaimed, `discard` on every unlink)
+# makes file creation several times slower and the numbers noisy, measuring the disk's history rather
+# than kiln. KILN_BENCH_LOOPFS=0 measures on $KILN_BENCH_DIR's own filesystem instead.
+if [ "$(id -u)" = 0 ] && [ "${KILN_BENCH_LOOPFS:-1}" != 0 ] && command -v mkfs.ext4 >/dev/null; then
+    fs_image=$work.img
+    truncate -s 32G "$fs_image"
+    mkfs.ext4 -q -F "$fs_image"
+    mount -o loop "$fs_image" "$work"
+    filesystem="a fresh ext4 loop filesystem"
+else
+    filesystem="$(findmnt -n -o FSTYPE -T "$work") at $work"
+fi
+machine="$machine; on $filesystem"
 
 # --- bases -------------------------------------------------------------------------------------------
 testdata/images/busybox-rootfs.sh "$work/busybox.tar"
