@@ -361,7 +361,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                (x >> 24) as u8
+                x.to_le_bytes()[3]
             })
             .collect();
         random.extend(std::iter::repeat_n(b"kiln layer text ".as_slice(), BLOCK / 16).flatten());
