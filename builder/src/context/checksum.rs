@@ -136,20 +136,25 @@ impl Context {
         }
         let rows = cached.as_mut().expect("loaded above");
         let hits_before = todo.len();
-        todo.retain(|entry| match rows.get(&entry.path) {
-            Some(row) if row.key == StatKey::of(&entry.meta) => {
-                // Another thread cannot have set it: the lock is held.
-                let _ = entry.hash.set(row.hash.clone());
-                false
+        // `todo` is in walk order (entries are, and it was sorted by address), as the rows are.
+        let mut cursor = rows.cursor();
+        todo.retain(|entry| {
+            let path = entry.path.as_os_str().as_bytes();
+            match cursor.get(path, &StatKey::of(&entry.meta)) {
+                Some(hash) => {
+                    // Another thread cannot have set it: the lock is held.
+                    let _ = entry.hash.set(hash);
+                    false
+                }
+                None => true,
             }
-            _ => true,
         });
         self.stats
             .cache_hits
             .fetch_add((hits_before - todo.len()) as u64, Ordering::Relaxed);
         let fresh = self.hash_files(&todo)?;
         if !fresh.is_empty() {
-            cache.store(rows, &fresh, |path| self.index_of(path).is_some())?;
+            cache.store(rows, fresh, |path| self.index_of(path).is_some())?;
         }
         Ok(())
     }
