@@ -132,9 +132,10 @@ fn overlay_mount(extra: &[String], lowers: &[PathBuf], upper: Option<(PathBuf, P
 ///
 /// Probing mounts and unmounts an overlay, and an unmount waits for an RCU grace period (milliseconds to a
 /// tenth of a second on a busy machine): too slow for every start of a short command. What the probe finds
-/// depends on the kernel (its overlay features) and the filesystem holding the root (its xattr support), so
-/// that is what the remembered result is keyed by ([`probe_identity`]): a root moved to another filesystem,
-/// or a kernel upgrade, probes again. Without an identity (a `statfs` that fails), it probes every time.
+/// depends on the kernel (its overlay features), the filesystem holding the root (its xattr support) and the
+/// user namespace, so that is what the remembered result is keyed by ([`probe_identity`]): a root moved to
+/// another filesystem, a kernel upgrade or a run in another user namespace probes again. Without an identity
+/// (no `/proc`, a `statfs` that fails), it probes every time.
 pub(crate) fn mount_options(store: &Store) -> Result<Vec<String>> {
     check_root_path(store.root())?;
     let identity = probe_identity(store.snapshots_dir());
@@ -142,7 +143,11 @@ pub(crate) fn mount_options(store: &Store) -> Result<Vec<String>> {
         let remembered = store.setting(PROBE_SETTING)?;
         let found = remembered.as_deref().and_then(|value| value.split_once('\n'));
         if let Some((_, options)) = found.filter(|(id, _)| id == identity) {
-            return Ok(options.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect());
+            return Ok(options
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect());
         }
     }
     let options = probe_store(store)?;
@@ -152,14 +157,15 @@ pub(crate) fn mount_options(store: &Store) -> Result<Vec<String>> {
     Ok(options)
 }
 
-/// What a probe's outcome depends on: the kernel release, and the type and device of the filesystem
-/// holding `dir`.
+/// What a probe's outcome depends on: the kernel release, the type and device of the filesystem holding
+/// `dir`, and the user namespace (inside one, overlay's `trusted.*` xattrs are out of reach).
 fn probe_identity(dir: &Path) -> Option<String> {
     let fs = rustix::fs::statfs(dir).ok()?;
     let dev = fs::metadata(dir).ok()?.dev();
+    let userns = fs::metadata("/proc/self/ns/user").ok()?.ino();
     let kernel = rustix::system::uname();
     Some(format!(
-        "kernel={} fstype={:#x} dev={dev}",
+        "kernel={} fstype={:#x} dev={dev} userns={userns}",
         kernel.release().to_string_lossy(),
         fs.f_type
     ))

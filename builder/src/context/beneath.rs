@@ -98,7 +98,8 @@ impl Names {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&CStr, FileType)> {
         self.names.iter().map(|&(start, len, kind)| {
             let (start, end) = (start as usize, start as usize + len as usize);
-            let name = CStr::from_bytes_with_nul(&self.bytes[start..=end]).expect("NUL-terminated, no inner NUL");
+            let name =
+                CStr::from_bytes_with_nul(&self.bytes[start..=end]).expect("NUL-terminated, no inner NUL");
             (name, kind)
         })
     }

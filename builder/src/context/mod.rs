@@ -22,9 +22,9 @@
 //! * `fsop::ContextCopy` copies exactly what selections hold, reading files with
 //!   [`Context::open_file`] and [`Context::check_read`] and attributes with [`Context::xattrs`]:
 //!   the cache key and the layer are made of the same entries.
-//! * A [`StatCache`] (a small SQLite database in the kiln root) remembers each file's content
-//!   digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so unchanged files
-//!   are not read again by the next build.
+//! * A [`StatCache`] (one file per context directory in the kiln root) remembers each file's
+//!   content digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so
+//!   unchanged files are not read again by the next build.
 //!
 //! ```
 //! use kiln_builder::context::{Context, IgnoreSource, Source};

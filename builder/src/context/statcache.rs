@@ -87,7 +87,7 @@ pub(crate) struct Rows {
     root: Vec<u8>,
     /// The file's bytes: rows point into them for their path and attributes.
     data: Vec<u8>,
-    rows: Vec<Row>,
+    list: Vec<Row>,
 }
 
 /// One row of [`Rows`]: byte ranges of `data`, and the fixed-size fields decoded.
@@ -104,7 +104,7 @@ impl Rows {
         Rows {
             root: root.to_vec(),
             data: Vec::new(),
-            rows: Vec::new(),
+            list: Vec::new(),
         }
     }
 
@@ -130,9 +130,16 @@ impl Cursor<'_> {
     /// before the previous one asked is not found (the caller then reads the file: slower, never
     /// wrong).
     pub(crate) fn get(&mut self, path: &[u8], key: &StatKey) -> Option<EntryHash> {
-        let rows = &self.rows.rows;
+        let rows = &self.rows.list;
         while let Some(row) = rows.get(self.next) {
-            match walk_order(self.rows.path(row), path) {
+            let found = self.rows.path(row);
+            // Usually the very next row: equal bytes settle it without the walk-order compare.
+            let order = if found == path {
+                Ordering::Equal
+            } else {
+                walk_order(found, path)
+            };
+            match order {
                 Ordering::Less => self.next += 1,
                 Ordering::Equal => {
                     self.next += 1;
@@ -170,7 +177,7 @@ impl StatCache {
     /// How many digests are cached for the context directory `root` (canonical, as
     /// [`Context::root`](super::Context::root) gives it).
     pub fn len_for(&self, root: &Path) -> Result<usize, ContextError> {
-        Ok(self.load(root)?.rows.len())
+        Ok(self.load(root)?.list.len())
     }
 
     /// The file holding the rows of the context at `root`.
@@ -205,7 +212,7 @@ impl StatCache {
         let count = out.len();
         out.extend_from_slice(&0u32.to_le_bytes());
         let mut written = 0u32;
-        let mut old = rows.rows.iter().peekable();
+        let mut old = rows.list.iter().peekable();
         let mut new = fresh.iter().peekable();
         loop {
             let order = match (old.peek(), new.peek()) {
@@ -228,7 +235,13 @@ impl StatCache {
                 old.next();
             }
             let (path, row) = new.next().expect("peeked");
-            put_row(&mut out, path, &row.key, row.hash.content.as_ref(), &row.hash.xattrs);
+            put_row(
+                &mut out,
+                path,
+                &row.key,
+                row.hash.content.as_ref(),
+                &row.hash.xattrs,
+            );
             written += 1;
         }
         out[count..count + 4].copy_from_slice(&written.to_le_bytes());
@@ -354,7 +367,7 @@ fn decode(root: &[u8], data: Vec<u8>) -> Option<Rows> {
     Some(Rows {
         root: root.to_vec(),
         data,
-        rows,
+        list: rows,
     })
 }
 
@@ -418,7 +431,7 @@ mod tests {
         CachedRow {
             key: key(ino),
             hash: EntryHash {
-                content: (ino % 2 == 0).then_some([ino as u8; 32]),
+                content: (ino % 2 == 0).then_some([u8::try_from(ino).unwrap(); 32]),
                 xattrs: xattrs.to_vec(),
             },
         }
@@ -430,14 +443,14 @@ mod tests {
         let cache = StatCache::open(dir.path()).unwrap();
         let root = Path::new("/ctx");
         let mut rows = cache.load(root).unwrap();
-        assert!(rows.rows.is_empty());
+        assert!(rows.list.is_empty());
         let fresh = ["a.txt", "a/b", "a", ""]
             .iter()
             .enumerate()
             .map(|(i, p)| (p.as_bytes().to_vec(), row(i as u64, b"x")))
             .collect();
         cache.store(&mut rows, fresh, |_| true).unwrap();
-        let paths: Vec<&[u8]> = rows.rows.iter().map(|r| rows.path(r)).collect();
+        let paths: Vec<&[u8]> = rows.list.iter().map(|r| rows.path(r)).collect();
         assert_eq!(paths, [&b""[..], b"a", b"a/b", b"a.txt"]);
         // Written and read back: a lookup in walk order finds each row under its own key only.
         let rows = cache.load(root).unwrap();

@@ -9,8 +9,10 @@
 //! excluded. Symlinks are entries, never followed.
 //!
 //! It runs in two phases. Listing (a few threads): each directory to enter is read, its children
-//! stat-ed and matched against the patterns, and the directories among them to enter are queued;
-//! this is where the time goes (a syscall and a pattern match per path). Assembly (one thread):
+//! matched against the patterns and stat-ed (except what is excluded and not entered: the listing's
+//! file types tell directories apart), and the directories among them to enter are queued; this is
+//! where the time goes (an `lstat` per path, which no cache can skip: a file's own stat data is the
+//! only sign its contents changed). Assembly (one thread):
 //! the listings are put in depth-first order, applying the "re-included paths bring their excluded
 //! parents" rule, which needs that order.
 

@@ -228,7 +228,10 @@ fn literal_ends(node: &Node) -> (bool, String, String) {
         String::new()
     };
     let suffix = if matches!(items.last(), Some(Node::Look(Look::EndText))) {
-        literals(&mut items.iter().rev().skip(1)).into_iter().rev().collect()
+        literals(&mut items.iter().rev().skip(1))
+            .into_iter()
+            .rev()
+            .collect()
     } else {
         String::new()
     };

@@ -220,7 +220,10 @@ fn roots_overlay_cannot_express_fall_back_to_copy() {
 #[test]
 fn the_overlay_probe_is_remembered_for_its_filesystem_and_kernel() {
     let fx = Fixture::new(Backend::Overlay);
-    let probed = OverlaySnapshotter::open(&fx.root).unwrap().mount_options().to_vec();
+    let probed = OverlaySnapshotter::open(&fx.root)
+        .unwrap()
+        .mount_options()
+        .to_vec();
     let db = rusqlite::Connection::open(fx.root.join("metadata.db")).unwrap();
     let remember = |value: &str| {
         db.execute(
@@ -230,7 +233,11 @@ fn the_overlay_probe_is_remembered_for_its_filesystem_and_kernel() {
         .unwrap()
     };
     let stored: String = db
-        .query_row("SELECT value FROM settings WHERE key = 'overlay_probe'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'overlay_probe'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let (identity, options) = stored.split_once('\n').unwrap();
     assert_eq!(options, probed.join(","));
