@@ -81,22 +81,26 @@ pub(crate) struct CachedRow {
     pub(crate) hash: EntryHash,
 }
 
-/// The rows of one context root as its file holds them, sorted in walk order.
+/// The rows of one context root as its file holds them, sorted in walk order. They are read in
+/// place, as lookups and writes pass over them: no allocation per row, nor an index (on a big
+/// context, the memory an index takes costs more in page faults than reading rows twice).
 #[derive(Debug)]
 pub(crate) struct Rows {
     root: Vec<u8>,
-    /// The file's bytes: rows point into them for their path and attributes.
+    /// The file's bytes (checked whole by [`decode`]).
     data: Vec<u8>,
-    list: Vec<Row>,
+    /// Where the first row starts, and how many there are.
+    first: usize,
+    count: usize,
 }
 
-/// One row of [`Rows`]: byte ranges of `data`, and the fixed-size fields decoded.
+/// One row, read in place.
 #[derive(Debug, Clone, Copy)]
-struct Row {
-    path: (usize, usize),
+struct Row<'a> {
+    path: &'a [u8],
     key: StatKey,
     content: Option<[u8; 32]>,
-    xattrs: (usize, usize),
+    xattrs: &'a [u8],
 }
 
 impl Rows {
@@ -104,25 +108,37 @@ impl Rows {
         Rows {
             root: root.to_vec(),
             data: Vec::new(),
-            list: Vec::new(),
+            first: 0,
+            count: 0,
         }
     }
 
-    fn path(&self, row: &Row) -> &[u8] {
-        &self.data[row.path.0..row.path.1]
+    /// Every row, in order.
+    fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        let mut reader = Reader {
+            data: &self.data,
+            at: self.first,
+        };
+        (0..self.count).map_while(move |_| read_row(&mut reader))
     }
 
     /// A reader for lookups made in walk order.
     pub(crate) fn cursor(&self) -> Cursor<'_> {
-        Cursor { rows: self, next: 0 }
+        Cursor {
+            reader: Reader {
+                data: &self.data,
+                at: self.first,
+            },
+            left: self.count,
+        }
     }
 }
 
 /// Looks rows up by path, for paths asked in walk order: each lookup starts where the last one
 /// stopped, so looking up every entry of a context is one pass over both.
 pub(crate) struct Cursor<'a> {
-    rows: &'a Rows,
-    next: usize,
+    reader: Reader<'a>,
+    left: usize,
 }
 
 impl Cursor<'_> {
@@ -130,25 +146,25 @@ impl Cursor<'_> {
     /// before the previous one asked is not found (the caller then reads the file: slower, never
     /// wrong).
     pub(crate) fn get(&mut self, path: &[u8], key: &StatKey) -> Option<EntryHash> {
-        let rows = &self.rows.list;
-        while let Some(row) = rows.get(self.next) {
-            let found = self.rows.path(row);
+        while self.left > 0 {
+            let mut next = self.reader;
+            let row = read_row(&mut next)?;
             // Usually the very next row: equal bytes settle it without the walk-order compare.
-            let order = if found == path {
+            let order = if row.path == path {
                 Ordering::Equal
             } else {
-                walk_order(found, path)
+                walk_order(row.path, path)
             };
-            match order {
-                Ordering::Less => self.next += 1,
-                Ordering::Equal => {
-                    self.next += 1;
-                    return (row.key == *key).then(|| EntryHash {
-                        content: row.content,
-                        xattrs: self.rows.data[row.xattrs.0..row.xattrs.1].to_vec(),
-                    });
-                }
-                Ordering::Greater => return None,
+            if order == Ordering::Greater {
+                return None;
+            }
+            self.reader = next;
+            self.left -= 1;
+            if order == Ordering::Equal {
+                return (row.key == *key).then(|| EntryHash {
+                    content: row.content,
+                    xattrs: row.xattrs.to_vec(),
+                });
             }
         }
         None
@@ -177,7 +193,7 @@ impl StatCache {
     /// How many digests are cached for the context directory `root` (canonical, as
     /// [`Context::root`](super::Context::root) gives it).
     pub fn len_for(&self, root: &Path) -> Result<usize, ContextError> {
-        Ok(self.load(root)?.list.len())
+        Ok(self.load(root)?.count)
     }
 
     /// The file holding the rows of the context at `root`.
@@ -206,49 +222,11 @@ impl StatCache {
         exists: impl Fn(&Path) -> bool,
     ) -> Result<(), ContextError> {
         fresh.sort_unstable_by(|a, b| walk_order(&a.0, &b.0));
-        let mut out = Vec::with_capacity(rows.data.len() + fresh.len() * 128);
-        out.extend_from_slice(MAGIC);
-        put_bytes(&mut out, &rows.root);
-        let count = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        let mut written = 0u32;
-        let mut old = rows.list.iter().peekable();
-        let mut new = fresh.iter().peekable();
-        loop {
-            let order = match (old.peek(), new.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(o), Some(n)) => walk_order(rows.path(o), &n.0),
-            };
-            if order == Ordering::Less {
-                let row = old.next().expect("peeked");
-                let path = rows.path(row);
-                if exists(Path::new(std::ffi::OsStr::from_bytes(path))) {
-                    let xattrs = &rows.data[row.xattrs.0..row.xattrs.1];
-                    put_row(&mut out, path, &row.key, row.content.as_ref(), xattrs);
-                    written += 1;
-                }
-                continue;
-            }
-            if order == Ordering::Equal {
-                old.next();
-            }
-            let (path, row) = new.next().expect("peeked");
-            put_row(
-                &mut out,
-                path,
-                &row.key,
-                row.hash.content.as_ref(),
-                &row.hash.xattrs,
-            );
-            written += 1;
-        }
-        out[count..count + 4].copy_from_slice(&written.to_le_bytes());
+        let out = merge(rows, &fresh, exists);
         let path = self.file_for(&rows.root);
         self.write(&path, &out)
             .map_err(|source| ContextError::StatCacheWrite { path, source })?;
-        *rows = decode(&rows.root, out).expect("what was just encoded decodes");
+        *rows = decode(&rows.root, out).unwrap_or_else(|| Rows::empty(&rows.root));
         Ok(())
     }
 
@@ -292,6 +270,49 @@ impl StatCache {
     }
 }
 
+/// The cache file holding `rows` and `fresh` (sorted; they win over a row of the same path), minus
+/// the rows of paths `exists` rejects.
+fn merge(rows: &Rows, fresh: &[(Vec<u8>, CachedRow)], exists: impl Fn(&Path) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.data.len() + fresh.len() * 128);
+    out.extend_from_slice(MAGIC);
+    put_bytes(&mut out, &rows.root);
+    let count = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut written = 0u32;
+    let mut old = rows.iter().peekable();
+    let mut new = fresh.iter().peekable();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(o), Some(n)) => walk_order(o.path, &n.0),
+        };
+        if order == Ordering::Less {
+            let row = old.next().expect("peeked");
+            if exists(Path::new(std::ffi::OsStr::from_bytes(row.path))) {
+                put_row(&mut out, row.path, &row.key, row.content.as_ref(), row.xattrs);
+                written += 1;
+            }
+            continue;
+        }
+        if order == Ordering::Equal {
+            old.next();
+        }
+        let (path, row) = new.next().expect("peeked");
+        put_row(
+            &mut out,
+            path,
+            &row.key,
+            row.hash.content.as_ref(),
+            &row.hash.xattrs,
+        );
+        written += 1;
+    }
+    out[count..count + 4].copy_from_slice(&written.to_le_bytes());
+    out
+}
+
 /// Appends a `u32` length and the bytes.
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -327,39 +348,14 @@ fn decode(root: &[u8], data: Vec<u8>) -> Option<Rows> {
         return None;
     }
     let count = reader.u32()? as usize;
-    // Every row takes at least 90 bytes: a count the file cannot hold is corruption.
-    let mut rows = Vec::with_capacity(count.min(data.len() / 90));
+    let first = reader.at;
+    let mut last: Option<&[u8]> = None;
     for _ in 0..count {
-        let path = reader.range()?;
-        let key = StatKey {
-            dev: reader.u64()?,
-            ino: reader.u64()?,
-            size: reader.u64()?,
-            mtime_ns: reader.i64()?,
-            ctime_ns: reader.i64()?,
-            mode: reader.u32()?,
-            uid: reader.u32()?,
-            gid: reader.u32()?,
-        };
-        let content = match reader.take(1)? {
-            [0] => None,
-            [1] => Some(<[u8; 32]>::try_from(reader.take(32)?).ok()?),
-            _ => return None,
-        };
-        let xattrs = reader.range()?;
-        let row = Row {
-            path,
-            key,
-            content,
-            xattrs,
-        };
-        if let Some(last) = rows.last() {
-            let last: &Row = last;
-            if walk_order(&data[last.path.0..last.path.1], &data[path.0..path.1]) != Ordering::Less {
-                return None;
-            }
+        let row = read_row(&mut reader)?;
+        if last.is_some_and(|last| walk_order(last, row.path) != Ordering::Less) {
+            return None;
         }
-        rows.push(row);
+        last = Some(row.path);
     }
     if reader.at != data.len() {
         return None;
@@ -367,11 +363,40 @@ fn decode(root: &[u8], data: Vec<u8>) -> Option<Rows> {
     Some(Rows {
         root: root.to_vec(),
         data,
-        list: rows,
+        first,
+        count,
+    })
+}
+
+/// The row at the reader's position (the layout [`put_row`] writes).
+fn read_row<'a>(reader: &mut Reader<'a>) -> Option<Row<'a>> {
+    let path = reader.bytes()?;
+    let key = StatKey {
+        dev: reader.u64()?,
+        ino: reader.u64()?,
+        size: reader.u64()?,
+        mtime_ns: reader.i64()?,
+        ctime_ns: reader.i64()?,
+        mode: reader.u32()?,
+        uid: reader.u32()?,
+        gid: reader.u32()?,
+    };
+    let content = match reader.take(1)? {
+        [0] => None,
+        [1] => Some(<[u8; 32]>::try_from(reader.take(32)?).ok()?),
+        _ => return None,
+    };
+    let xattrs = reader.bytes()?;
+    Some(Row {
+        path,
+        key,
+        content,
+        xattrs,
     })
 }
 
 /// A position in a cache file being decoded.
+#[derive(Debug, Clone, Copy)]
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
@@ -396,17 +421,10 @@ impl<'a> Reader<'a> {
         Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
-    /// A `u32`-length-prefixed byte string, as a range of the data.
-    fn range(&mut self) -> Option<(usize, usize)> {
-        let len = self.u32()? as usize;
-        let start = self.at;
-        self.take(len)?;
-        Some((start, start + len))
-    }
-
+    /// A `u32`-length-prefixed byte string.
     fn bytes(&mut self) -> Option<&'a [u8]> {
-        let (start, end) = self.range()?;
-        Some(&self.data[start..end])
+        let len = self.u32()? as usize;
+        self.take(len)
     }
 }
 
@@ -443,14 +461,14 @@ mod tests {
         let cache = StatCache::open(dir.path()).unwrap();
         let root = Path::new("/ctx");
         let mut rows = cache.load(root).unwrap();
-        assert!(rows.list.is_empty());
+        assert_eq!(rows.count, 0);
         let fresh = ["a.txt", "a/b", "a", ""]
             .iter()
             .enumerate()
             .map(|(i, p)| (p.as_bytes().to_vec(), row(i as u64, b"x")))
             .collect();
         cache.store(&mut rows, fresh, |_| true).unwrap();
-        let paths: Vec<&[u8]> = rows.list.iter().map(|r| rows.path(r)).collect();
+        let paths: Vec<&[u8]> = rows.iter().map(|r| r.path).collect();
         assert_eq!(paths, [&b""[..], b"a", b"a/b", b"a.txt"]);
         // Written and read back: a lookup in walk order finds each row under its own key only.
         let rows = cache.load(root).unwrap();
