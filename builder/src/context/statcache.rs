@@ -175,13 +175,31 @@ impl StatCache {
     /// The directory name, under the kiln root.
     pub const DIR_NAME: &'static str = "context-cache-v2";
 
-    /// Opens (creating if needed) `<kiln_root>/context-cache-v2`.
+    /// Opens (creating if needed) `<kiln_root>/context-cache-v2`. Creating it removes the version 1
+    /// database a kiln before it may have left (`context-cache-v1.db`): nothing reads it any more.
     pub fn open(kiln_root: &Path) -> Result<StatCache, ContextError> {
         let dir = kiln_root.join(Self::DIR_NAME);
-        std::fs::create_dir_all(&dir).map_err(|source| ContextError::StatCacheDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let created =
+            match std::fs::create_dir(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                // The kiln root itself is missing.
+                Err(_) => std::fs::create_dir_all(&dir).map(|()| true).map_err(|source| {
+                    ContextError::StatCacheDir {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?,
+            };
+        if created {
+            for name in [
+                "context-cache-v1.db",
+                "context-cache-v1.db-wal",
+                "context-cache-v1.db-shm",
+            ] {
+                let _ = std::fs::remove_file(kiln_root.join(name));
+            }
+        }
         Ok(StatCache { dir })
     }
 
@@ -486,6 +504,21 @@ mod tests {
         assert_eq!(cursor.get(b"a", &key(8)), Some(row(8, b"").hash));
         assert_eq!(cursor.get(b"a/b", &key(1)), None);
         assert_eq!(cache.len_for(Path::new("/other")).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_first_open_removes_the_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("context-cache-v1.db"), "old").unwrap();
+        StatCache::open(dir.path()).unwrap();
+        assert!(!dir.path().join("context-cache-v1.db").exists());
+        assert!(dir.path().join(StatCache::DIR_NAME).is_dir());
+        // A missing kiln root is created.
+        let nested = dir.path().join("a/b");
+        assert_eq!(
+            StatCache::open(&nested).unwrap().path(),
+            nested.join(StatCache::DIR_NAME)
+        );
     }
 
     #[test]

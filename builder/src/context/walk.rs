@@ -12,9 +12,9 @@
 //! matched against the patterns and stat-ed (except what is excluded and not entered: the listing's
 //! file types tell directories apart), and the directories among them to enter are queued; this is
 //! where the time goes (an `lstat` per path, which no cache can skip: a file's own stat data is the
-//! only sign its contents changed). Assembly (one thread):
-//! the listings are put in depth-first order, applying the "re-included paths bring their excluded
-//! parents" rule, which needs that order.
+//! only sign its contents changed). Assembly (one thread): the listings are put in depth-first
+//! order, applying the "re-included paths bring their excluded parents" rule, which needs that
+//! order.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
