@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let fresh_cache = || {
-        let _ = std::fs::remove_file(kiln.path().join(StatCache::FILE_NAME));
+        let _ = std::fs::remove_dir_all(kiln.path().join(StatCache::DIR_NAME));
         Arc::new(StatCache::open(kiln.path()).unwrap())
     };
     group.bench_function("cold", |b| {

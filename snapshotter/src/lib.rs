@@ -10,7 +10,8 @@
 //! - [`CopySnapshotter`]: a snapshot is a full copy of its parent's tree plus its changes; mounts are binds.
 //!
 //! [`open`] picks one: [`Backend::Auto`] probes whether overlay works on the root's filesystem (by mounting
-//! a tiny overlay under the root) and falls back to copy. A root remembers the backend that laid it out.
+//! a tiny overlay under the root) and falls back to copy. A root remembers the backend that laid it out, and
+//! the probe's outcome for the filesystem and kernel it ran on.
 //!
 //! Metadata (SQLite, `<root>/metadata.db`) is the truth: directories are staged under temp names and
 //! renamed into place before the row naming them commits, and [`Snapshotter::cleanup`] sweeps what metadata
@@ -122,7 +123,7 @@ pub fn open(root: impl AsRef<Path>, backend: Backend) -> Result<Box<dyn Snapshot
             Box::new(CopySnapshotter::with_store(store)?)
         }
         (Backend::Overlay, _) | (Backend::Auto, Some(_)) => Box::new(OverlaySnapshotter::with_store(store)?),
-        (Backend::Auto, None) => match overlay::probe_store(&store) {
+        (Backend::Auto, None) => match overlay::mount_options(&store) {
             Ok(options) => Box::new(OverlaySnapshotter::with_options(store, options)?),
             Err(error) => {
                 tracing::debug!(%error, "overlay unavailable, using the copy snapshotter");

@@ -16,7 +16,8 @@
 //! staging directory under the root and exercised (whiteout, opaque directory, copy-up). The probe also finds
 //! the options the mount needs here: `index=off` where the kernel accepts it (layers are shared between
 //! many mounts, which overlay's inode index would refuse) and `userxattr` when overlay's `trusted.*` xattrs
-//! are not available (inside a user namespace).
+//! are not available (inside a user namespace). A root remembers what the probe found, for the filesystem and
+//! kernel it ran on ([`mount_options`]): opening the root again on the same ones mounts nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -32,6 +33,9 @@ use crate::store::{Resolved, Store};
 /// The most lower layers one overlay mount can stack (the kernel's `OVL_MAX_STACK`).
 pub const MAX_LOWER_LAYERS: usize = 500;
 
+/// The setting holding the last probe's outcome: `<identity>\n<options, comma-separated>`.
+const PROBE_SETTING: &str = "overlay_probe";
+
 /// Extra option sets tried by the probe, best first.
 const PROBE_CANDIDATES: [&[&str]; 4] = [&["index=off"], &["index=off", "userxattr"], &[], &["userxattr"]];
 
@@ -43,13 +47,14 @@ pub struct OverlaySnapshotter {
 }
 
 impl OverlaySnapshotter {
-    /// Opens the snapshotter rooted at `root` (created if missing), after probing that overlay works there.
+    /// Opens the snapshotter rooted at `root` (created if missing), after probing that overlay works there (or
+    /// recalling such a probe on the same filesystem and kernel: see [`mount_options`]).
     pub fn open(root: impl AsRef<Path>) -> Result<OverlaySnapshotter> {
         Self::with_store(Store::open(root.as_ref())?)
     }
 
     pub(crate) fn with_store(store: Store) -> Result<OverlaySnapshotter> {
-        let options = probe_store(&store)?;
+        let options = mount_options(&store)?;
         Self::with_options(store, options)
     }
 
@@ -122,23 +127,73 @@ fn overlay_mount(extra: &[String], lowers: &[PathBuf], upper: Option<(PathBuf, P
     }
 }
 
+/// The extra options overlay mounts under the store's root need: what an earlier probe found, if it ran on
+/// the same filesystem and kernel, else what a new probe finds (then remembered).
+///
+/// Probing mounts and unmounts an overlay, and an unmount waits for an RCU grace period (milliseconds to a
+/// tenth of a second on a busy machine): too slow for every start of a short command. What the probe finds
+/// depends on the kernel (its overlay features), the filesystem holding the root (its xattr support) and the
+/// user namespace, so that is what the remembered result is keyed by ([`probe_identity`]): a root moved to
+/// another filesystem, a kernel upgrade or a run in another user namespace probes again. Without an identity
+/// (no `/proc`, a `statfs` that fails), it probes every time.
+pub(crate) fn mount_options(store: &Store) -> Result<Vec<String>> {
+    check_root_path(store.root())?;
+    let identity = probe_identity(store.snapshots_dir());
+    if let Some(identity) = &identity {
+        let remembered = store.setting(PROBE_SETTING)?;
+        let found = remembered.as_deref().and_then(|value| value.split_once('\n'));
+        if let Some((_, options)) = found.filter(|(id, _)| id == identity) {
+            return Ok(options
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect());
+        }
+    }
+    let options = probe_store(store)?;
+    if let Some(identity) = identity {
+        store.set_setting(PROBE_SETTING, &format!("{identity}\n{}", options.join(",")))?;
+    }
+    Ok(options)
+}
+
+/// What a probe's outcome depends on: the kernel release, the type and device of the filesystem holding
+/// `dir`, and the user namespace (inside one, overlay's `trusted.*` xattrs are out of reach).
+fn probe_identity(dir: &Path) -> Option<String> {
+    let fs = rustix::fs::statfs(dir).ok()?;
+    let dev = fs::metadata(dir).ok()?.dev();
+    let userns = fs::metadata("/proc/self/ns/user").ok()?.ino();
+    let kernel = rustix::system::uname();
+    Some(format!(
+        "kernel={} fstype={:#x} dev={dev} userns={userns}",
+        kernel.release().to_string_lossy(),
+        fs.f_type
+    ))
+}
+
+/// Fails for a root whose path overlay's mount options cannot carry.
+fn check_root_path(root: &Path) -> Result<()> {
+    let text = root.to_str().ok_or_else(|| Error::InvalidRoot {
+        path: root.to_owned(),
+        reason: "not UTF-8",
+    })?;
+    if text.contains([',', ':', '\\']) {
+        return Err(Error::InvalidRoot {
+            path: root.to_owned(),
+            reason: "contains ',', ':' or '\\', which overlay mount options cannot carry",
+        });
+    }
+    Ok(())
+}
+
 /// Probes overlay under the store's root; returns the extra options that made it work.
-pub(crate) fn probe_store(store: &Store) -> Result<Vec<String>> {
+fn probe_store(store: &Store) -> Result<Vec<String>> {
     let root = store.root().to_owned();
     let unsupported = |source: Error| Error::OverlayUnsupported {
         root: root.clone(),
         source: Box::new(source),
     };
-    let text = root.to_str().ok_or_else(|| Error::InvalidRoot {
-        path: root.clone(),
-        reason: "not UTF-8",
-    })?;
-    if text.contains([',', ':', '\\']) {
-        return Err(Error::InvalidRoot {
-            path: root.clone(),
-            reason: "contains ',', ':' or '\\', which overlay mount options cannot carry",
-        });
-    }
+    check_root_path(&root)?;
     let staging =
         Staging::create(store.snapshots_dir()).map_err(|e| Error::io("create", store.snapshots_dir(), e))?;
     let mut last_error = None;

@@ -144,6 +144,16 @@ impl Store {
         })
     }
 
+    /// A root-wide setting.
+    pub(crate) fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.meta.read(|tx| tx.setting(key))
+    }
+
+    /// Sets a root-wide setting.
+    pub(crate) fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.meta.write(|tx| tx.set_setting(key, value))
+    }
+
     /// Creates the active snapshot or view `key` on `parent`; see the module docs for the order of steps.
     /// `max_ancestors` bounds the chain length (overlay's stacking limit); `populate` fills the staging
     /// directory given the parent's record.

@@ -6,13 +6,13 @@
 //! makes the open fail instead of reading outside. Kernels before 5.6 lack `openat2`; there the path
 //! is walked one component at a time with `O_NOFOLLOW`, which refuses symlinks just the same.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, ResolveFlags};
 
 use super::{Metadata, Xattrs};
 
@@ -71,7 +71,7 @@ fn open_by_components(root: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Re
 }
 
 /// `lstat` of `name` in the directory `dir`.
-pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Metadata> {
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
     Ok(Metadata::from_stat(&rustix::fs::statat(
         dir,
         name,
@@ -84,19 +84,57 @@ pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Metadata> {
     Ok(Metadata::from_stat(&rustix::fs::fstat(fd)?))
 }
 
-/// The names in the directory `dir`, without `.` and `..`, sorted bytewise (the walk's order).
-pub(crate) fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
-    let mut reader = rustix::fs::Dir::read_from(dir)?;
-    let mut names = Vec::new();
-    while let Some(entry) = reader.read() {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(OsStr::from_bytes(name).to_owned());
-        }
+/// The names of one directory, sorted bytewise (the walk's order), in one buffer.
+pub(crate) struct Names {
+    /// The names, each followed by a NUL.
+    bytes: Vec<u8>,
+    /// Where each name starts in `bytes`, its length, and its type as the directory lists it.
+    names: Vec<(u32, u32, FileType)>,
+}
+
+impl Names {
+    /// Each name (as the C string system calls take) and its listed type, in order. The type is
+    /// [`FileType::Unknown`] where the filesystem does not record types in directories.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&CStr, FileType)> {
+        self.names.iter().map(|&(start, len, kind)| {
+            let (start, end) = (start as usize, start as usize + len as usize);
+            let name =
+                CStr::from_bytes_with_nul(&self.bytes[start..=end]).expect("NUL-terminated, no inner NUL");
+            (name, kind)
+        })
     }
-    names.sort_unstable();
-    Ok(names)
+
+    /// How many names there are.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// The names in the directory `dir`, without `.` and `..`, sorted bytewise. `dir` must be freshly
+/// opened: the listing starts at its current position.
+pub(crate) fn list(dir: BorrowedFd<'_>) -> io::Result<Names> {
+    let mut buffer = [MaybeUninit::<u8>::uninit(); 16 * 1024];
+    let mut reader = RawDir::new(dir, &mut buffer);
+    let mut out = Names {
+        bytes: Vec::new(),
+        names: Vec::new(),
+    };
+    while let Some(entry) = reader.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes_with_nul();
+        if name == b".\0" || name == b"..\0" {
+            continue;
+        }
+        let too_long = || io::Error::from(io::ErrorKind::OutOfMemory);
+        let start = u32::try_from(out.bytes.len()).map_err(|_| too_long())?;
+        let len = u32::try_from(name.len() - 1).map_err(|_| too_long())?;
+        out.bytes.extend_from_slice(name);
+        out.names.push((start, len, entry.file_type()));
+    }
+    let Names { bytes, names } = &mut out;
+    let name = |&(start, len, _): &(u32, u32, FileType)| &bytes[start as usize..(start + len) as usize];
+    names.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+    Ok(out)
 }
 
 /// Extended attributes of an open file or directory, sorted by name.

@@ -93,22 +93,22 @@ impl Context {
     ///
     pub fn checksum(&self, selection: &Selection<'_>) -> Result<Digest, ContextError> {
         self.hash_entries(selection.entries().map(Selected::entry))?;
-        let mut digester = Digester::new();
-        digester.update(b"kiln.context.checksum.v2\0");
-        put_u64(&mut digester, selection.matches().len() as u64);
+        let mut encoder = Encoder::new();
+        encoder.put(b"kiln.context.checksum.v2\0");
+        encoder.put_u64(selection.matches().len() as u64);
         for m in selection.matches() {
             let name = match m.root().kind() {
                 EntryKind::Dir => &[][..],
                 _ => m.path().file_name().map_or(&[][..], OsStrExt::as_bytes),
             };
-            put_bytes(&mut digester, name);
-            put_u64(&mut digester, m.entries().len() as u64);
+            encoder.put_bytes(name);
+            encoder.put_u64(m.entries().len() as u64);
             for selected in m.entries() {
-                put_bytes(&mut digester, selected.name().as_os_str().as_bytes());
-                put_entry(&mut digester, selected.entry());
+                encoder.put_bytes(selected.name().as_os_str().as_bytes());
+                encoder.put_entry(selected.entry());
             }
         }
-        Ok(digester.finish())
+        Ok(encoder.finish())
     }
 
     /// Work done by this context's checksums so far.
@@ -136,20 +136,25 @@ impl Context {
         }
         let rows = cached.as_mut().expect("loaded above");
         let hits_before = todo.len();
-        todo.retain(|entry| match rows.get(&entry.path) {
-            Some(row) if row.key == StatKey::of(&entry.meta) => {
-                // Another thread cannot have set it: the lock is held.
-                let _ = entry.hash.set(row.hash.clone());
-                false
+        // `todo` is in walk order (entries are, and it was sorted by address), as the rows are.
+        let mut cursor = rows.cursor();
+        todo.retain(|entry| {
+            let path = entry.path.as_os_str().as_bytes();
+            match cursor.get(path, &StatKey::of(&entry.meta)) {
+                Some(hash) => {
+                    // Another thread cannot have set it: the lock is held.
+                    let _ = entry.hash.set(hash);
+                    false
+                }
+                None => true,
             }
-            _ => true,
         });
         self.stats
             .cache_hits
             .fetch_add((hits_before - todo.len()) as u64, Ordering::Relaxed);
         let fresh = self.hash_files(&todo)?;
         if !fresh.is_empty() {
-            cache.store(rows, &fresh, |path| self.index_of(path).is_some())?;
+            cache.store(rows, fresh, |path| self.index_of(path).is_some())?;
         }
         Ok(())
     }
@@ -347,43 +352,74 @@ pub(super) fn decode_xattrs(mut encoded: &[u8]) -> Xattrs {
     out
 }
 
-fn put_u64(digester: &mut Digester, value: u64) {
-    digester.update(&value.to_le_bytes());
+/// Writes the checksum's encoding into the digester in large chunks: a big context's encoding is
+/// megabytes of few-byte fields, and feeding them one by one costs more than hashing them.
+struct Encoder {
+    digester: Digester,
+    buffer: Vec<u8>,
 }
 
-fn put_bytes(digester: &mut Digester, bytes: &[u8]) {
-    put_u64(digester, bytes.len() as u64);
-    digester.update(bytes);
-}
+impl Encoder {
+    const CHUNK: usize = 64 * 1024;
 
-/// One entry's part of the encoding; its [`EntryHash`] must be known.
-fn put_entry(digester: &mut Digester, entry: &Entry) {
-    let hash = entry
-        .hash
-        .get()
-        .expect("entries are hashed before the digest is taken");
-    let meta = &entry.meta;
-    let tag = match entry.kind {
-        EntryKind::File => b'f',
-        EntryKind::Dir => b'd',
-        EntryKind::Symlink(_) => b'l',
-        EntryKind::Fifo => b'p',
-        EntryKind::Socket => b's',
-        EntryKind::CharDevice => b'c',
-        EntryKind::BlockDevice => b'b',
-    };
-    digester.update(&[tag]);
-    digester.update(&meta.permissions().to_le_bytes());
-    match &entry.kind {
-        EntryKind::File => {
-            put_u64(digester, meta.size);
-            digester.update(&hash.content.expect("files have contents"));
+    fn new() -> Encoder {
+        Encoder {
+            digester: Digester::new(),
+            buffer: Vec::with_capacity(Encoder::CHUNK + 1024),
         }
-        EntryKind::Symlink(target) => put_bytes(digester, target.as_bytes()),
-        EntryKind::CharDevice | EntryKind::BlockDevice => put_u64(digester, meta.rdev),
-        EntryKind::Dir | EntryKind::Fifo | EntryKind::Socket => {}
     }
-    put_bytes(digester, &hash.xattrs);
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= Encoder::CHUNK {
+            self.digester.update(&self.buffer);
+            self.buffer.clear();
+        }
+    }
+
+    fn put_u64(&mut self, value: u64) {
+        self.put(&value.to_le_bytes());
+    }
+
+    fn put_bytes(&mut self, bytes: &[u8]) {
+        self.put_u64(bytes.len() as u64);
+        self.put(bytes);
+    }
+
+    /// One entry's part of the encoding; its [`EntryHash`] must be known.
+    fn put_entry(&mut self, entry: &Entry) {
+        let hash = entry
+            .hash
+            .get()
+            .expect("entries are hashed before the digest is taken");
+        let meta = &entry.meta;
+        let tag = match entry.kind {
+            EntryKind::File => b'f',
+            EntryKind::Dir => b'd',
+            EntryKind::Symlink(_) => b'l',
+            EntryKind::Fifo => b'p',
+            EntryKind::Socket => b's',
+            EntryKind::CharDevice => b'c',
+            EntryKind::BlockDevice => b'b',
+        };
+        self.put(&[tag]);
+        self.put(&meta.permissions().to_le_bytes());
+        match &entry.kind {
+            EntryKind::File => {
+                self.put_u64(meta.size);
+                self.put(&hash.content.expect("files have contents"));
+            }
+            EntryKind::Symlink(target) => self.put_bytes(target.as_bytes()),
+            EntryKind::CharDevice | EntryKind::BlockDevice => self.put_u64(meta.rdev),
+            EntryKind::Dir | EntryKind::Fifo | EntryKind::Socket => {}
+        }
+        self.put_bytes(&hash.xattrs);
+    }
+
+    fn finish(mut self) -> Digest {
+        self.digester.update(&self.buffer);
+        self.digester.finish()
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +434,23 @@ mod tests {
         // Whole-second stamps: a second-granular filesystem needs two seconds of distance.
         assert!(!trusted(1_700_000_000_000_000_000, started));
         assert!(trusted(1_699_999_998_000_000_000, started));
+    }
+
+    #[test]
+    fn the_encoder_feeds_exactly_its_fields() {
+        let big = vec![7; 70_000];
+        let mut encoder = Encoder::new();
+        encoder.put(b"ab");
+        encoder.put_u64(3);
+        encoder.put_bytes(&big);
+        encoder.put_bytes(b"");
+        let mut expected = Digester::new();
+        expected.update(b"ab");
+        expected.update(&3u64.to_le_bytes());
+        expected.update(&70_000u64.to_le_bytes());
+        expected.update(&big);
+        expected.update(&0u64.to_le_bytes());
+        assert_eq!(encoder.finish(), expected.finish());
     }
 
     #[test]

@@ -85,32 +85,31 @@ pub enum ContextError {
         /// The path relative to the context root.
         path: PathBuf,
     },
-    /// The stat cache database could not be opened or used.
-    #[error("context stat cache {}", path.display())]
+    /// A stat cache file exists but cannot be read.
+    #[error("read context stat cache {}", path.display())]
     StatCache {
-        /// The database file.
-        path: PathBuf,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The directory to hold the stat cache cannot be created.
-    #[error("create directory {}", path.display())]
-    StatCacheDir {
-        /// The kiln root.
+        /// The cache file.
         path: PathBuf,
         /// The cause.
         #[source]
         source: io::Error,
     },
-    /// The stat cache database was written by a newer kiln.
-    #[error("context stat cache {} has schema version {found}, newer than the {supported} this kiln knows", path.display())]
-    StatCacheTooNew {
-        /// The database file.
+    /// A stat cache file cannot be written.
+    #[error("write context stat cache {}", path.display())]
+    StatCacheWrite {
+        /// The cache file.
         path: PathBuf,
-        /// The version found.
-        found: i64,
-        /// The newest version this build knows.
-        supported: i64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory to hold the stat cache cannot be created.
+    #[error("create directory {}", path.display())]
+    StatCacheDir {
+        /// The cache directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
     },
 }

@@ -22,9 +22,9 @@
 //! * `fsop::ContextCopy` copies exactly what selections hold, reading files with
 //!   [`Context::open_file`] and [`Context::check_read`] and attributes with [`Context::xattrs`]:
 //!   the cache key and the layer are made of the same entries.
-//! * A [`StatCache`] (a small SQLite database in the kiln root) remembers each file's content
-//!   digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so unchanged files
-//!   are not read again by the next build.
+//! * A [`StatCache`] (one file per context directory in the kiln root) remembers each file's
+//!   content digest under its stat data (device, inode, size, mtime, ctime, mode, owner), so
+//!   unchanged files are not read again by the next build.
 //! * A context can also come from a stream, as `docker build -` reads standard input: a
 //!   [`ContextStream`] unpacked by [`StreamedContext::unpack`] into a temporary directory (a tar
 //!   archive), or taken as the Dockerfile itself with an empty context (see the `stream` module).
@@ -165,15 +165,24 @@ impl ContextBuilder {
         let root = std::fs::canonicalize(&self.root).map_err(open_error)?;
         let root_fd = beneath::open_root(&root).map_err(open_error)?;
         let (ignore_file, patterns) = self.ignore.load(&root)?;
-        let entries = walk::walk(root_fd.as_fd(), &patterns)?;
+        // The stat cache's rows are read while the walk runs: a checksum follows and needs them.
+        // A failed read is left for that checksum to retry and report.
+        let (entries, rows) = std::thread::scope(|scope| {
+            let rows = self
+                .stat_cache
+                .as_deref()
+                .map(|cache| scope.spawn(|| cache.load(&root)));
+            let entries = walk::walk(root_fd.as_fd(), &patterns);
+            (entries, rows.and_then(|rows| rows.join().ok()?.ok()))
+        });
         Ok(Context {
             root,
             root_fd,
             ignore_file,
             patterns,
-            entries,
+            entries: entries?,
             stat_cache: self.stat_cache,
-            cached: Mutex::new(None),
+            cached: Mutex::new(rows),
             stats: checksum::Counters::default(),
         })
     }
@@ -191,7 +200,7 @@ pub struct Context {
     /// Walk order; `entries[0]` is the root (`""`).
     entries: Vec<Entry>,
     stat_cache: Option<Arc<StatCache>>,
-    /// The stat cache's rows for this root, loaded by the first checksum.
+    /// The stat cache's rows for this root, read during the walk (or by the first checksum).
     cached: Mutex<Option<statcache::Rows>>,
     stats: checksum::Counters,
 }

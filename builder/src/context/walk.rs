@@ -9,21 +9,23 @@
 //! excluded. Symlinks are entries, never followed.
 //!
 //! It runs in two phases. Listing (a few threads): each directory to enter is read, its children
-//! stat-ed and matched against the patterns, and the directories among them to enter are queued;
-//! this is where the time goes (a syscall and a pattern match per path). Assembly (one thread):
-//! the listings are put in depth-first order, applying the "re-included paths bring their excluded
-//! parents" rule, which needs that order.
+//! matched against the patterns and stat-ed (except what is excluded and not entered: the listing's
+//! file types tell directories apart), and the directories among them to enter are queued; this is
+//! where the time goes (an `lstat` per path, which no cache can skip: a file's own stat data is the
+//! only sign its contents changed). Assembly (one thread): the listings are put in depth-first
+//! order, applying the "re-included paths bring their excluded parents" rule, which needs that
+//! order.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use kiln_frontend::dockerignore::{MatchState, Patterns};
-use rustix::fs::OFlags;
+use rustix::fs::{FileType, OFlags};
 
 use super::{ContextError, Entry, EntryKind, Metadata, beneath};
 
@@ -37,9 +39,11 @@ pub(crate) fn walk(root: BorrowedFd<'_>, patterns: &Patterns) -> Result<Vec<Entr
         source,
     })?;
     let mut listings = list_all(root, patterns)?;
+    let mut entries = Vec::with_capacity(1 + listings.values().map(Vec::len).sum::<usize>());
+    entries.push(Entry::new(PathBuf::new(), EntryKind::Dir, meta));
     let mut assembly = Assembly {
         listings: &mut listings,
-        entries: vec![Entry::new(PathBuf::new(), EntryKind::Dir, meta)],
+        entries,
         pending: Vec::new(),
     };
     assembly.visit(Path::new(""));
@@ -127,48 +131,53 @@ fn list_all(root: BorrowedFd<'_>, patterns: &Patterns) -> Result<HashMap<PathBuf
     Ok(listings.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Reads, stats and matches the children of `dir`; returns them and the subdirectories to enter.
+/// Reads, matches and stats the children of `dir`; returns them and the subdirectories to enter.
 fn list(
     root: BorrowedFd<'_>,
     dir: &Path,
     state: &MatchState,
     patterns: &Patterns,
 ) -> io::Result<(Vec<Child>, Vec<Subdir>)> {
-    let owned;
-    let fd = if dir.as_os_str().is_empty() {
-        root
-    } else {
-        owned = beneath::open(root, dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        owned.as_fd()
-    };
+    // A descriptor of our own even for the root: the listing reads from the descriptor's position.
+    let fd = beneath::open(root, dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let fd = fd.as_fd();
+    let names = beneath::list(fd)?;
     let matcher = patterns.matcher();
-    let mut children = Vec::new();
+    let mut children = Vec::with_capacity(names.len());
     let mut subdirs = Vec::new();
-    for name in beneath::list(fd)? {
-        let meta = match beneath::stat_at(fd, &name) {
-            Ok(meta) => meta,
-            // Deleted since the listing: it is simply not part of this build.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let kind = match EntryKind::from_mode(meta.mode) {
-            Some(EntryKind::Symlink(_)) => match rustix::fs::readlinkat(fd, &name, Vec::new()) {
-                Ok(target) => EntryKind::Symlink(OsStr::from_bytes(target.as_bytes()).to_owned()),
-                Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => return Err(e.into()),
-            },
-            Some(kind) => kind,
-            None => continue,
-        };
-        let rel = dir.join(&name);
+    for (name, listed) in names.iter() {
+        let rel = child_path(dir, name.to_bytes());
         let (excluded, child_state) = if patterns.is_empty() {
             (false, MatchState::root())
         } else {
             let verdict = matcher.check(&rel.to_string_lossy(), state);
             (verdict.excluded, verdict.state)
         };
-        let entered =
-            kind == EntryKind::Dir && (!excluded || patterns.should_descend(&rel.to_string_lossy()));
+        // What is excluded and not entered is no part of the context: it needs no `lstat`. The
+        // listing tells directories apart where the filesystem records types.
+        let may_enter = || patterns.should_descend(&rel.to_string_lossy());
+        if excluded && listed != FileType::Unknown && (listed != FileType::Directory || !may_enter()) {
+            continue;
+        }
+        let meta = match beneath::stat_at(fd, name) {
+            Ok(meta) => meta,
+            // Deleted since the listing: it is simply not part of this build.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let kind = match EntryKind::from_mode(meta.mode) {
+            Some(EntryKind::Symlink(_)) => match rustix::fs::readlinkat(fd, name, Vec::new()) {
+                Ok(target) => EntryKind::Symlink(OsString::from_vec(target.into_bytes())),
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            },
+            Some(kind) => kind,
+            None => continue,
+        };
+        let entered = kind == EntryKind::Dir && (!excluded || may_enter());
+        if excluded && !entered {
+            continue;
+        }
         if entered {
             subdirs.push((rel.clone(), child_state));
         }
@@ -181,6 +190,18 @@ fn list(
         });
     }
     Ok((children, subdirs))
+}
+
+/// `dir/name` (or `name` at the root), allocated once.
+fn child_path(dir: &Path, name: &[u8]) -> PathBuf {
+    let dir = dir.as_os_str().as_bytes();
+    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        path.extend_from_slice(dir);
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    PathBuf::from(OsString::from_vec(path))
 }
 
 /// Puts the listings in walk order.

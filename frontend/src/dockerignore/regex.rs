@@ -52,6 +52,13 @@ enum Node {
 #[derive(Debug, Clone)]
 pub(super) struct Regex {
     program: Vec<Inst>,
+    /// The expression starts with `^`: a match can only start at the beginning of the text.
+    anchored: bool,
+    /// Literal text every match starts with (after a leading `^`) and ends with (before a trailing
+    /// `$`): checked before running the automaton, which most paths then never reach (`**/*.log`
+    /// needs `.log` at the end).
+    prefix: String,
+    suffix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -76,24 +83,39 @@ impl Regex {
         if parser.pos < parser.chars.len() {
             return Err(RegexError::Syntax("unexpected )"));
         }
+        let (anchored, prefix, suffix) = literal_ends(&node);
         let mut program = Vec::new();
         emit(&node, &mut program);
         program.push(Inst::Match);
-        Ok(Regex { program })
+        Ok(Regex {
+            program,
+            anchored,
+            prefix,
+            suffix,
+        })
     }
 
     /// Whether the expression matches anywhere in `text` (Go's `MatchString`).
     pub(super) fn is_match(&self, text: &str) -> bool {
+        if !text.starts_with(&self.prefix) || !text.ends_with(&self.suffix) {
+            return false;
+        }
         let chars: Vec<char> = text.chars().collect();
         let mut current = Threads::new(self.program.len());
         let mut next = Threads::new(self.program.len());
         // One work stack for every `add`: the context walk matches each path, so this loop is hot.
         let mut stack = Vec::new();
         for at in 0..=chars.len() {
-            // Unanchored search: a new thread starts at every position.
-            self.add(&mut current, 0, at, &chars, &mut stack);
+            // Unanchored search: a new thread starts at every position (an anchored one would die
+            // on its `^` anywhere but at 0).
+            if at == 0 || !self.anchored {
+                self.add(&mut current, 0, at, &chars, &mut stack);
+            }
             if current.contains_match(&self.program) {
                 return true;
+            }
+            if self.anchored && current.list.is_empty() {
+                return false;
             }
             let Some(&ch) = chars.get(at) else { break };
             next.clear();
@@ -182,6 +204,38 @@ fn look_holds(look: Look, at: usize, chars: &[char]) -> bool {
 
 fn in_ranges(ranges: &[Range], c: u32) -> bool {
     ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi)
+}
+
+/// What the top level of `node` fixes: whether it starts with `^`, the literal characters right after
+/// that `^`, and those right before a final `$`. Every match has them, so a text without them can be
+/// turned down before the automaton runs.
+fn literal_ends(node: &Node) -> (bool, String, String) {
+    let Node::Concat(items) = node else {
+        return (false, String::new(), String::new());
+    };
+    let literals = |items: &mut dyn Iterator<Item = &Node>| -> Vec<char> {
+        items
+            .map_while(|item| match item {
+                Node::Lit(c) => char::from_u32(*c),
+                _ => None,
+            })
+            .collect()
+    };
+    let anchored = matches!(items.first(), Some(Node::Look(Look::BeginText)));
+    let prefix = if anchored {
+        literals(&mut items.iter().skip(1)).into_iter().collect()
+    } else {
+        String::new()
+    };
+    let suffix = if matches!(items.last(), Some(Node::Look(Look::EndText))) {
+        literals(&mut items.iter().rev().skip(1))
+            .into_iter()
+            .rev()
+            .collect()
+    } else {
+        String::new()
+    };
+    (anchored, prefix, suffix)
 }
 
 /// Appends the instructions for `node` (Thompson's construction).
@@ -605,6 +659,26 @@ mod tests {
             Regex::new("\\pL").unwrap_err(),
             RegexError::Unsupported("a Unicode class escape (\\p)")
         );
+    }
+
+    #[test]
+    fn literal_ends_are_what_every_match_has() {
+        let re = Regex::new("^(.*/)?[^/]*\\.log$").unwrap();
+        assert!(re.anchored);
+        assert_eq!((re.prefix.as_str(), re.suffix.as_str()), ("", ".log"));
+        assert!(re.is_match("a/b.log") && re.is_match(".log") && !re.is_match("a.logs"));
+        let re = Regex::new("^docs/[^/]*\\.md$").unwrap();
+        assert_eq!((re.prefix.as_str(), re.suffix.as_str()), ("docs/", ".md"));
+        assert!(re.is_match("docs/a.md") && !re.is_match("doc/a.md") && !re.is_match("docs/a/b.md"));
+        // `\Q` without `\E` quotes the `$`: nothing is fixed at the end.
+        let re = Regex::new("^a\\Q$").unwrap();
+        assert_eq!((re.prefix.as_str(), re.suffix.as_str()), ("a$", ""));
+        assert!(re.is_match("a$tail"));
+        // A top-level alternation fixes nothing.
+        let re = Regex::new("^a|b$").unwrap();
+        assert!(!re.anchored && re.is_match("xb") && re.is_match("ax"));
+        // Not anchored: matches may start anywhere.
+        assert!(Regex::new("b\\d$").unwrap().is_match("aab1"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use kiln_snapshotter::{Backend, ErrorKind, Kind, Mount};
+use kiln_snapshotter::{Backend, ErrorKind, Kind, Mount, OverlaySnapshotter};
 
 use crate::common::{Fixture, assert_kind, commit_layer, snapshot_dirs};
 
@@ -214,5 +214,46 @@ fn roots_overlay_cannot_express_fall_back_to_copy() {
     assert_eq!(
         kiln_snapshotter::open(&root, Backend::Auto).unwrap().backend(),
         Backend::Copy
+    );
+}
+
+#[test]
+fn the_overlay_probe_is_remembered_for_its_filesystem_and_kernel() {
+    let fx = Fixture::new(Backend::Overlay);
+    let probed = OverlaySnapshotter::open(&fx.root)
+        .unwrap()
+        .mount_options()
+        .to_vec();
+    let db = rusqlite::Connection::open(fx.root.join("metadata.db")).unwrap();
+    let remember = |value: &str| {
+        db.execute(
+            "UPDATE settings SET value = ?1 WHERE key = 'overlay_probe'",
+            [value],
+        )
+        .unwrap()
+    };
+    let stored: String = db
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'overlay_probe'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (identity, options) = stored.split_once('\n').unwrap();
+    assert_eq!(options, probed.join(","));
+    // Same filesystem and kernel: what was remembered is used, nothing is probed.
+    assert_eq!(remember(&format!("{identity}\nmarker,other")), 1);
+    let again = kiln_snapshotter::open(&fx.root, Backend::Auto).unwrap();
+    assert_eq!(again.backend(), Backend::Overlay);
+    drop(again);
+    assert_eq!(
+        OverlaySnapshotter::open(&fx.root).unwrap().mount_options(),
+        ["marker", "other"]
+    );
+    // A root moved to another filesystem (or booted on another kernel) probes again.
+    remember(&format!("{identity}-elsewhere\nmarker"));
+    assert_eq!(
+        OverlaySnapshotter::open(&fx.root).unwrap().mount_options(),
+        probed
     );
 }

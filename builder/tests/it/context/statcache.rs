@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_builder::content::Digest;
-use kiln_builder::context::{Context, ContextError, HashStats, IgnoreSource, Source, StatCache};
+use kiln_builder::context::{Context, HashStats, IgnoreSource, Source, StatCache};
 
 use super::Tree;
 
@@ -56,7 +56,7 @@ fn a_warm_cache_reads_no_file() {
     assert_eq!(stats.cache_hits, 26);
     // The same digest as without any cache.
     assert_eq!(tree.checksum("."), cold);
-    assert_eq!(kiln.path().join("context-cache-v1.db"), cache.path());
+    assert_eq!(kiln.path().join("context-cache-v2"), cache.path());
 }
 
 #[test]
@@ -115,25 +115,20 @@ fn rows_of_deleted_files_are_dropped() {
 }
 
 #[test]
-fn a_newer_cache_schema_is_refused() {
-    let kiln = tempfile::tempdir().unwrap();
-    drop(StatCache::open(kiln.path()).unwrap());
-    rusqlite::Connection::open(kiln.path().join(StatCache::FILE_NAME))
-        .unwrap()
-        .pragma_update(None, "user_version", 7)
-        .unwrap();
-    let error = StatCache::open(kiln.path()).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ContextError::StatCacheTooNew {
-                found: 7,
-                supported: 1,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+fn a_damaged_cache_is_read_as_empty_and_rewritten() {
+    let (tree, kiln) = (tree(), tempfile::tempdir().unwrap());
+    let cache = cache_in(&kiln);
+    let (cold, _) = run(tree.path(), &cache);
+    for file in std::fs::read_dir(cache.path()).unwrap() {
+        let file = file.unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let (again, stats) = run(tree.path(), &cache);
+    assert_eq!(again, cold);
+    assert_eq!((stats.files_read, stats.cache_hits), (21, 0));
+    let (_, stats) = run(tree.path(), &cache);
+    assert_eq!(stats.files_read, 0, "rewritten whole");
 }
 
 #[test]
