@@ -101,13 +101,34 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
     }
 }
 
+/// Puts the database in WAL mode (a setting the file keeps). Switching needs the database to itself,
+/// and SQLite answers "busy" at once, without its busy handler, while another process has it open
+/// (two builds creating one root at the same moment): so wait and try again, up to [`BUSY_TIMEOUT`].
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Metadata {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).ctx(path)?;
-        // busy_timeout first: switching to WAL needs a lock another process may hold right now.
         conn.busy_timeout(BUSY_TIMEOUT).ctx(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL").ctx(path)?;
+        enable_wal(&conn).ctx(path)?;
         // NORMAL in WAL mode: a commit may be lost on power failure but the file is never corrupt; the
         // crash-safety argument in `store` only needs "rows never outlive their directories".
         conn.pragma_update(None, "synchronous", "NORMAL").ctx(path)?;
