@@ -149,3 +149,17 @@ fn build_args_in_scope_key_the_run() {
     );
     assert_eq!(proxied.cached(), 2, "{}", proxied.stderr);
 }
+
+#[test]
+fn a_stat_cache_that_cannot_open_slows_the_build_but_does_not_fail_it() {
+    let (root, ctx) = setup();
+    // A file where the stat cache's directory belongs.
+    std::fs::write(root.path().join("context-cache-v2"), "not a directory").unwrap();
+    let built = root.build_ok(ctx.path(), &["-t", "c:1"]);
+    assert!(
+        built.stderr.contains("no stat cache, every file is read: "),
+        "{}",
+        built.stderr
+    );
+    assert_eq!(root.ok(&["run", "--rm", "c:1", "cat", "/all"]), "a\nb\n");
+}

@@ -191,6 +191,12 @@ impl StatCache {
                     }
                 })?,
             };
+        if !dir.is_dir() {
+            return Err(ContextError::StatCacheDir {
+                path: dir,
+                source: io::Error::from(io::ErrorKind::NotADirectory),
+            });
+        }
         if created {
             for name in [
                 "context-cache-v1.db",

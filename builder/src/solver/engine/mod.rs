@@ -111,13 +111,23 @@ impl LocalEngine {
     async fn context(&self) -> Result<Arc<Context>, BuildError> {
         self.context
             .get_or_try_init(|| async {
+                let vertex = self.progress.start("[internal] load build context");
                 let stat_cache = self
                     .stat_cache
-                    .get_or_init(|| StatCache::open(&self.root).ok().map(Arc::new))
+                    .get_or_init(|| match StatCache::open(&self.root) {
+                        Ok(cache) => Some(Arc::new(cache)),
+                        // The build still works, reading every file: say why it may be slower.
+                        Err(e) => {
+                            vertex.log(
+                                LogStream::Status,
+                                format!("no stat cache, every file is read: {}", super::error::chain(&e)),
+                            );
+                            None
+                        }
+                    })
                     .clone();
                 let dir = self.context_dir.clone();
                 let ignore = self.ignore.clone();
-                let vertex = self.progress.start("[internal] load build context");
                 let context = blocking(move || {
                     let mut builder = Context::builder(&dir).ignore(ignore);
                     if let Some(cache) = stat_cache {
