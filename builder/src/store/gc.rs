@@ -66,33 +66,19 @@ impl Lease {
 
     /// Protects `digest`, stored yet or not.
     pub fn add(&self, digest: &Digest) -> Result<(), StoreError> {
-        self.db.write(|tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)",
-                [self.id.as_str(), digest.as_str()],
-            )?;
-            Ok(())
-        })
+        self.add_all([digest])
     }
 
     /// Protects every digest of `digests` in one transaction (one commit, however many).
     pub fn add_all<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) -> Result<(), StoreError> {
-        self.db.write(|tx| self.add_in(tx, digests))
-    }
-
-    /// Protects `digests` inside the caller's write transaction on this lease's database, so that
-    /// other changes can share its commit.
-    pub fn add_in<'d>(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        digests: impl IntoIterator<Item = &'d Digest>,
-    ) -> Result<(), StoreError> {
-        let mut statement =
-            tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
-        for digest in digests {
-            statement.execute([self.id.as_str(), digest.as_str()])?;
-        }
-        Ok(())
+        self.db.write(|tx| {
+            let mut statement =
+                tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
+            for digest in digests {
+                statement.execute([self.id.as_str(), digest.as_str()])?;
+            }
+            Ok(())
+        })
     }
 
     /// Moves the expiry to `ttl` from now.

@@ -214,10 +214,7 @@ impl LocalEngine {
 
     /// Puts blobs the image being named needs under the build's lease, in one commit.
     pub(crate) fn protect(&self, digests: &[&Digest]) -> Result<(), BuildError> {
-        let lease = self.lease.get()?;
-        self.store
-            .db()
-            .write(|tx| lease.add_in(tx, digests.iter().copied()))?;
+        self.lease.get()?.add_all(digests.iter().copied())?;
         Ok(())
     }
 

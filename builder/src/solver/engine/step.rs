@@ -40,14 +40,7 @@ impl<'a> ActiveSnapshot<'a> {
     ) -> Result<(ActiveSnapshot<'a>, Vec<kiln_snapshotter::Mount>), BuildError> {
         let key = format!("build-{}", random_suffix());
         let mounts = snapshotter.prepare(&key, parent)?;
-        Ok((
-            ActiveSnapshot {
-                snapshotter,
-                key,
-                done: false,
-            },
-            mounts,
-        ))
+        Ok((ActiveSnapshot::owning(snapshotter, key), mounts))
     }
 
     /// Prepares a read-only view of `parent`.
@@ -57,14 +50,16 @@ impl<'a> ActiveSnapshot<'a> {
     ) -> Result<(ActiveSnapshot<'a>, Vec<kiln_snapshotter::Mount>), BuildError> {
         let key = format!("view-{}", random_suffix());
         let mounts = snapshotter.view(&key, parent)?;
-        Ok((
-            ActiveSnapshot {
-                snapshotter,
-                key,
-                done: false,
-            },
-            mounts,
-        ))
+        Ok((ActiveSnapshot::owning(snapshotter, key), mounts))
+    }
+
+    /// The guard of the active snapshot `key`, which it removes unless committed.
+    fn owning(snapshotter: &'a dyn Snapshotter, key: String) -> ActiveSnapshot<'a> {
+        ActiveSnapshot {
+            snapshotter,
+            key,
+            done: false,
+        }
     }
 
     /// Commits it as `name`; a snapshot of that name made meanwhile by another build is as good.
