@@ -65,7 +65,9 @@ pub async fn pull_image(
 /// like `docker push`.
 ///
 /// The image's index is pushed when every manifest it lists is stored locally, else only the
-/// platform manifest the image stands for. Blobs are mounted from another repository of the
+/// platform manifest the image stands for. Plain-tar layers (those a build writes) are pushed as
+/// gzip copies, under a manifest that differs from the local one only in those layers' descriptors;
+/// the image ID (its config) is the same. Blobs are mounted from another repository of the
 /// destination registry when the image has a name there.
 pub async fn push_image(
     store: &ImageStore,
@@ -75,7 +77,9 @@ pub async fn push_image(
     reporter: &dyn Reporter,
 ) -> Result<Pushed, DistributionError> {
     let image = store.resolve(name)?;
-    let _lease = store.lease_image(&image, PUSH_LEASE)?;
+    let lease = store.lease_image(&image, PUSH_LEASE)?;
+    // Layers a build stored as plain tars go up gzip-compressed, as every registry expects.
+    let image = store.compressed(&image, &lease)?;
     let target = push_target(store, &image)?;
     let mount_from = image
         .names

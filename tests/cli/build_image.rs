@@ -186,4 +186,8 @@ fn docker_output_is_read_by_skopeo() {
     let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["cat", "/built"]));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // The store keeps the RUN's layer as a plain tar; the archive carries it gzipped, as BuildKit's.
+    let layers = crate::support::archive_layers(&tar);
+    let types: Vec<&str> = layers.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["application/vnd.oci.image.layer.v1.tar+gzip"; 2]);
 }

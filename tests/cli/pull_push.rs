@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Registry, Root, Run, skopeo};
+use crate::support::{Registry, Root, Run, archive_layers, skopeo};
 
 /// A Docker config dir with no logins, so tests never read the user's.
 fn no_logins() -> tempfile::TempDir {
@@ -285,4 +285,77 @@ fn a_pull_on_a_terminal_draws_bars_that_end_as_docker_lines() {
         screen.contains(&format!("Status: Downloaded newer image for {name}")),
         "{screen}"
     );
+}
+
+/// The layers of `name` in `root`'s store as `kiln save` writes them: (media type, digest), bottom
+/// first.
+fn saved_layers(root: &Root, name: &str) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("image.tar");
+    root.ok(&["save", "-o", tarball.to_str().unwrap(), name]);
+    archive_layers(&tarball)
+}
+
+#[test]
+fn a_built_image_is_stored_with_plain_layers_and_pushed_with_gzip_ones() {
+    let registry = Registry::start();
+    let config = no_logins();
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let name = registry.name("built:1");
+    let ctx = crate::support::context(&[("Dockerfile", "FROM busybox\nRUN echo built > /built\n")]);
+    root.build_ok(ctx.path(), &["-t", &name]);
+    let id = root.config(&name)["Id"].as_str().unwrap().to_owned();
+
+    // Locally the RUN's layer is a plain tar (what `docker save` writes too).
+    let local = saved_layers(&root, &name);
+    assert_eq!(local.len(), 2);
+    assert_eq!(local[1].0, "application/vnd.oci.image.layer.v1.tar");
+
+    let push = succeeded(root.run_with_config(config.path(), &["push", &name]), "push");
+    let raw: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]))
+    .unwrap();
+    let pushed: Vec<&str> = raw["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pushed, ["application/vnd.oci.image.layer.v1.tar+gzip"; 2],
+        "every layer goes up compressed"
+    );
+    let run_layer = raw["layers"][1]["digest"].as_str().unwrap();
+    assert_ne!(run_layer, local[1].1);
+    assert!(
+        push.stderr.contains(&format!("{}: Pushed\n", short(run_layer))),
+        "{}",
+        push.stderr
+    );
+
+    // Pushed again: the same compressed copy, so the same manifest, and nothing to upload.
+    let again = succeeded(
+        root.run_with_config(config.path(), &["push", &name]),
+        "second push",
+    );
+    assert_eq!(again.stdout, push.stdout);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{}: Layer already exists\n", short(run_layer))),
+        "{}",
+        again.stderr
+    );
+
+    // Pulled into a fresh root it is the very same image, and it runs.
+    let target = Root::new();
+    succeeded(target.run_with_config(config.path(), &["pull", &name]), "pull");
+    let listed = target.ok(&["images", "--no-trunc", "--format", "{{.ID}}"]);
+    assert_eq!(listed.trim(), id);
+    assert_eq!(target.ok(&["run", "--rm", &name, "cat", "/built"]), "built\n");
 }

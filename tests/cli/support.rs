@@ -372,3 +372,35 @@ impl Root {
         }
     }
 }
+
+/// The layers of the (first) image in a `kiln save` / `-o type=docker|oci` tarball, as its OCI
+/// index and manifest list them: (media type, digest), bottom first.
+pub(crate) fn archive_layers(tarball: &std::path::Path) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(std::fs::File::open(tarball).unwrap());
+    let mut files = std::collections::HashMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        // Manifests and index are small; layers are not read.
+        if entry.header().size().unwrap() < 64 * 1024 {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(path, bytes);
+        }
+    }
+    let json = |path: &str| -> serde_json::Value { serde_json::from_slice(&files[path]).unwrap() };
+    let index = json("index.json");
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = json(&format!("blobs/sha256/{}", &digest["sha256:".len()..]));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["mediaType"].as_str().unwrap().to_owned(),
+                l["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -2,8 +2,9 @@
 //!
 //! The layout is the one Docker writes since version 25: an OCI image layout (`oci-layout`,
 //! `index.json`, `blobs/sha256/<hex>`) plus Docker's `manifest.json` and `repositories`, whose
-//! paths point into `blobs/`. Blobs are streamed from the content store as stored (layers stay
-//! compressed; `docker load` and skopeo decompress them), verified as they are read, and written
+//! paths point into `blobs/`. Blobs are streamed from the content store as stored (pulled layers
+//! compressed, built ones plain tars as `docker save` writes them; `docker load` and skopeo read
+//! both), verified as they are read, and written
 //! once however many images share them.
 
 use std::collections::{BTreeMap, HashSet};

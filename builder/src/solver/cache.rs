@@ -17,7 +17,8 @@ use super::cachekey::CacheKey;
 use crate::content::Digest;
 use crate::store::{Db, StoreError};
 
-/// A layer: the compressed blob and what it unpacks to.
+/// A layer: its blob (a plain tar for the layers builds write, compressed for pulled images') and
+/// what it unpacks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Layer {
     /// The blob's digest.
@@ -26,7 +27,7 @@ pub(crate) struct Layer {
     pub(crate) diff_id: Digest,
     /// The blob's size in bytes.
     pub(crate) size: u64,
-    /// Its media type (`application/vnd.oci.image.layer.v1.tar+gzip`).
+    /// Its media type (`application/vnd.oci.image.layer.v1.tar` for a step's layer).
     pub(crate) media_type: String,
 }
 

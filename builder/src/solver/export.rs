@@ -108,7 +108,11 @@ pub(crate) fn export(
     for output in request.outputs() {
         match output {
             Output::Store => {}
-            Output::DockerTar(path) | Output::OciTar(path) => save(store, &image, request, path)?,
+            Output::DockerTar(path) | Output::OciTar(path) => {
+                // Archives carry gzip layers, as BuildKit writes them; the store keeps plain ones.
+                let compressed = store.compressed(&image, engine.lease.get()?)?;
+                save(store, &compressed, request, path)?;
+            }
             Output::Local(dir) => local(engine, result, dir)?,
         }
     }

@@ -15,8 +15,9 @@
 //!    the op, and for COPY the checksum of exactly the context files it selects. A key recorded in the
 //!    cache reuses its committed snapshot and layer.
 //! 5. The *scheduler* runs independent stages concurrently and identical work once; the *engine*
-//!    runs each missed step on a snapshot (prepare, mount, run or copy, unmount, diff into a gzip
-//!    layer in the content store, commit, record).
+//!    runs each missed step on a snapshot (prepare, mount, run or copy, unmount, commit, record);
+//!    the steps of the exported image then get their layers, plain tars diffed from the snapshots in
+//!    the background (gzip copies are made only when an image leaves the store: push, `-o`).
 //! 6. *Export* writes the config and manifest, names the image in the store, and writes any other
 //!    outputs. Progress goes to a [`Reporter`] all along; the library never prints.
 //!

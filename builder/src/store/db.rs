@@ -69,6 +69,15 @@ const MIGRATIONS: &[&str] = &[
         FROM cache_records;
     DROP TABLE cache_records;
     ALTER TABLE cache_records_v3 RENAME TO cache_records;",
+    // v4: compressed copies of uncompressed layer blobs (the layers builds write), made when an
+    // image leaves the store (push, `-o type=oci|docker`) and kept as long as their source is.
+    "CREATE TABLE layer_variants (
+        source_digest TEXT NOT NULL,        -- an uncompressed layer blob
+        media_type    TEXT NOT NULL,        -- the copy's media type (its compression)
+        digest        TEXT NOT NULL,        -- the copy's blob
+        size          INTEGER NOT NULL,
+        PRIMARY KEY (source_digest, media_type)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The metadata database at `<root>/metadata-v1.db`.

@@ -194,6 +194,7 @@ impl ImageStore {
             for digest in statement.query_map([], |row| digest_column(row, 0))? {
                 live.insert(digest?);
             }
+            keep_variants(tx, &mut live)?;
             sweep(&self.content, &live, options.grace, &mut report)?;
             Ok(report)
         })?;
@@ -224,6 +225,23 @@ fn mark(content: &ContentStore, roots: Vec<(Digest, String)>) -> Result<HashSet<
         pending.extend(children(kind, &digest, &bytes)?);
     }
     Ok(live)
+}
+
+/// Adds to `live` the compressed copies of live layers, and forgets the copies of the others.
+fn keep_variants(tx: &rusqlite::Transaction<'_>, live: &mut HashSet<Digest>) -> Result<(), StoreError> {
+    let mut statement = tx.prepare("SELECT source_digest, digest FROM layer_variants")?;
+    let rows = statement
+        .query_map([], |row| Ok((digest_column(row, 0)?, digest_column(row, 1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut forget = tx.prepare("DELETE FROM layer_variants WHERE source_digest = ?1")?;
+    for (source, copy) in rows {
+        if live.contains(&source) {
+            live.insert(copy);
+        } else {
+            forget.execute([source.as_str()])?;
+        }
+    }
+    Ok(())
 }
 
 fn sweep(

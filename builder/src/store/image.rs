@@ -42,7 +42,7 @@ pub struct Image {
     pub names: Vec<ImageRef>,
     /// The parsed image config.
     pub config: ImageConfiguration,
-    /// Bytes of config and layers as stored (layers compressed).
+    /// Bytes of config and layers as stored (pulled layers compressed, built ones plain tars).
     pub size: u64,
     /// The config's `created` timestamp (RFC 3339), if it has one.
     pub created: Option<String>,

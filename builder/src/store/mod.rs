@@ -78,6 +78,7 @@ mod error;
 mod gc;
 mod image;
 mod manifest;
+mod variants;
 
 use std::path::PathBuf;
 

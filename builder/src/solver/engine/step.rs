@@ -13,7 +13,7 @@ use crate::content::Digest;
 use crate::context::Context;
 use crate::exec::{self, CancelToken, Executor as _, NamespaceExecutor, ProcessSpec, Stream};
 use crate::fsop::{self, Archives, CopySpec, InlineFile, Mode, Owner, Ownership, UrlCopy};
-use crate::layer::{self, ApplyOptions, Changes, DiffOptions};
+use crate::layer::{self, ApplyOptions, Changes, Compression, DiffOptions};
 use crate::solver::cache::{self, CacheRecord, Layer};
 use crate::solver::cachekey::CacheKey;
 use crate::solver::error::BuildError;
@@ -160,8 +160,16 @@ pub(crate) fn layer_snapshot_names(diff_ids: impl IntoIterator<Item = Digest>) -
 /// Where `RUN --mount=type=cache` directories live under the kiln root.
 pub(crate) const CACHE_MOUNTS_DIR: &str = "cache-mounts-v1";
 
-/// Writes the changes a committed step snapshot holds over its parent as a gzip layer into the
-/// content store, held by `lease`.
+/// How a step's layer is stored: a plain tar, whose digest is its diff ID. Writing it is one pass
+/// over the snapshot with no compression (a 120 MB layer: 0.2 s instead of 0.8 s of two cores'
+/// gzip), and an image that leaves the store gets gzip copies then
+/// ([`ImageStore::compressed`](crate::store::ImageStore::compressed)), as Docker's own store does.
+fn local_layers() -> DiffOptions {
+    DiffOptions::new().compression(Compression::Uncompressed)
+}
+
+/// Writes the changes a committed step snapshot holds over its parent as a plain tar layer into
+/// the content store, held by `lease`.
 pub(crate) fn write_layer(
     store: &ImageStore,
     snapshotter: &dyn Snapshotter,
@@ -188,7 +196,7 @@ pub(crate) fn write_layer(
         .ingest(None)
         .map_err(|e| BuildError::Store(e.into()))?;
     let (descriptor, ingest) =
-        layer::diff(changes, ingest, &DiffOptions::new()).map_err(|e| BuildError::Layer(Box::new(e)))?;
+        layer::diff(changes, ingest, &local_layers()).map_err(|e| BuildError::Layer(Box::new(e)))?;
     // Leased before it is committed: the GC protocol of the store.
     lease.add(&descriptor.digest)?;
     ingest.commit().map_err(|e| BuildError::Store(e.into()))?;

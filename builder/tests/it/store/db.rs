@@ -16,7 +16,7 @@ fn database_is_versioned_and_in_wal_mode() {
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
-    assert_eq!((version, mode.as_str()), (3, "wal"));
+    assert_eq!((version, mode.as_str()), (4, "wal"));
     drop(store);
     // Reopening an up-to-date database migrates nothing and keeps the data.
     ImageStore::open(root.path()).unwrap();
@@ -37,7 +37,7 @@ fn a_newer_schema_is_refused() {
             error,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 3,
+                supported: 4,
                 ..
             }
         ),
@@ -46,7 +46,7 @@ fn a_newer_schema_is_refused() {
     assert_eq!(
         error.to_string(),
         format!(
-            "metadata database {} has schema version 99, newer than the 3 this kiln knows",
+            "metadata database {} has schema version 99, newer than the 4 this kiln knows",
             path.display()
         )
     );

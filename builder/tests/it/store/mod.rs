@@ -4,6 +4,7 @@ mod concurrent;
 mod db;
 mod gc;
 mod images;
+mod variants;
 
 use std::io::Write;
 
