@@ -1,11 +1,15 @@
 //! `kiln import` (`kiln image import`): a root filesystem tarball as a one-layer image.
+//!
+//! The image is then unpacked into the snapshot a build `FROM` it uses, before its ID is printed;
+//! failing that is a warning, not an error (see [`unpack`](crate::unpack)).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use kiln_builder::archive::{self, ImportOptions};
-use kiln_builder::store::ImageStore;
+use kiln_builder::reference::ImageRef;
+use kiln_builder::solver::Builder;
 
 use crate::Global;
 use crate::images::parse_tag;
@@ -41,15 +45,20 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         platform: args.platform.clone(),
         source: source.clone(),
     };
-    let store = ImageStore::open(&global.root())?;
+    let builder = Builder::open(global.root())?;
+    let store = builder.store();
     let names: Vec<_> = names.into_iter().collect();
     let image = if source == "-" {
-        archive::import(&store, std::io::stdin(), &names, &options)
+        archive::import(store, std::io::stdin(), &names, &options)
     } else {
         let file = std::fs::File::open(&args.file).with_context(|| format!("open {source}"))?;
-        archive::import(&store, std::io::BufReader::new(file), &names, &options)
+        archive::import(store, std::io::BufReader::new(file), &names, &options)
     }
     .context("failed to import")?;
+    let label = names
+        .first()
+        .map_or_else(|| image.id.to_string(), ImageRef::familiar_string);
+    crate::unpack::unpack_stored(&builder, &image, &label);
     writeln!(std::io::stdout().lock(), "{}", image.id)?;
     Ok(())
 }

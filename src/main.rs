@@ -25,6 +25,7 @@ mod run;
 mod save;
 mod system;
 mod tag;
+mod unpack;
 
 use std::process::ExitCode;
 

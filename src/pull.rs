@@ -13,6 +13,10 @@
 //! Only the last line (the full name) goes to stdout, the rest to stderr (see
 //! [`progress`](crate::progress)); `-q` prints the name alone. A second pull of an unchanged image
 //! lists no layers and says `Status: Image is up to date for busybox:latest`.
+//!
+//! Once stored, the image is unpacked into the snapshots a build `FROM` it uses, before the
+//! `Digest:` line, as containerd does on pull; failing that is a warning, not an error (see
+//! [`unpack`](crate::unpack)).
 
 use std::io::Write;
 
@@ -21,6 +25,7 @@ use kiln_builder::distribution::pull_image;
 use kiln_builder::platform;
 use kiln_builder::reference::{DEFAULT_TAG, ImageRef};
 use kiln_builder::registry::Platform;
+use kiln_builder::solver::Builder;
 use kiln_builder::store::ImageStore;
 
 use crate::Global;
@@ -51,7 +56,8 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
         None => host,
     };
     let client = args.registry.client()?;
-    let store = ImageStore::open(&global.root())?;
+    let builder = Builder::open(global.root())?;
+    let store = builder.store();
     let mut messages = Messages::new(args.quiet);
     if is_name_only(&args.name) {
         messages.say(&format!("Using default tag: {DEFAULT_TAG}"));
@@ -62,12 +68,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<()> {
     );
     messages.say(&format!("{wanted}: Pulling from {}", reference.path()));
 
-    let before = target_of(&store, &reference);
+    let before = target_of(store, &reference);
     let content = store.content();
     let reporter = Blobs::new(Transfer::Pull, Mode::detect(args.quiet))
         .skip_stored(|digest| content.exists(digest).unwrap_or(false));
-    let image = block_on(pull_image(&store, &client, &reference, &platform, &reporter))??;
+    let image = block_on(pull_image(store, &client, &reference, &platform, &reporter))??;
     drop(reporter);
+    crate::unpack::unpack_stored(&builder, &image, &reference.familiar_string());
 
     let after = image.target.digest().to_string();
     messages.say(&format!("Digest: {after}"));

@@ -44,6 +44,9 @@ pub(crate) fn run(cmd: &Command, global: &Global) -> Result<()> {
 /// Images count their blobs once however many images share them. No image is in use (kiln runs
 /// no containers), so all of it is reclaimable. The build cache counts its entries (snapshots,
 /// records without one, cache mounts); those a running build holds are active, the rest reclaimable.
+/// The layers `pull`, `load` and `import` unpack are among them, as those a build unpacks at FROM:
+/// Docker's containerd store counts unpacked layers under Images, but in kiln they are build cache,
+/// which `builder prune --all` removes (and the next build unpacks again), so they show there.
 fn df(args: &DfArgs, global: &Global) -> Result<()> {
     let builder = Builder::open(global.root())?;
     let store = builder.store();

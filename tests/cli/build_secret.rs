@@ -310,7 +310,12 @@ fn a_changed_secret_does_not_bust_the_cache() {
     let (dir, file) = secret_file("first");
     let src = format!("id=token,src={}", file.display());
     let first = build_ok(&root, ctx.path(), &["--secret", &src], &[]);
-    assert_eq!(first.cached(), 0, "{}", first.stderr);
+    assert_eq!(
+        first.cached(),
+        1,
+        "FROM, which the import unpacked: {}",
+        first.stderr
+    );
     std::fs::write(&file, "a different value").unwrap();
     let second = build_ok(&root, ctx.path(), &["--secret", &src], &[]);
     assert_eq!(second.cached(), 2, "FROM and the RUN: {}", second.stderr);

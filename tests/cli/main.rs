@@ -18,3 +18,4 @@ mod login;
 mod pull_push;
 mod run;
 mod support;
+mod unpack;

@@ -77,12 +77,14 @@ use crate::content::Digest;
 use crate::context::IgnoreSource;
 use crate::dockerfile::{self, DockerfileText, Located};
 use crate::reference::ImageRef;
-use crate::store::ImageStore;
+use crate::store::{Image, ImageStore, is_dangling};
 use progress::Progress;
 use request::DockerfileInput;
 
 /// The snapshotter's directory under the kiln root.
 const SNAPSHOTS_DIR: &str = "snapshots-v1";
+/// How long [`Builder::unpack`]'s lease keeps the image's blobs if the process dies mid-way.
+const UNPACK_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What a successful build made.
 #[derive(Debug, Clone)]
@@ -129,6 +131,63 @@ impl Builder {
     /// The image store the builder writes to.
     pub fn store(&self) -> &ImageStore {
         &self.store
+    }
+
+    /// Unpacks a stored image's layers into the snapshots a build `FROM` it starts from, as
+    /// containerd unpacks an image on pull: each layer into the committed snapshot
+    /// `layer-<chain id hex>`, shared by every image whose layers are the same up to it. Layers
+    /// already unpacked are skipped; returns whether any had to be.
+    ///
+    /// The platform manifest unpacked is the one the store resolved for `image`
+    /// ([`Image::manifest`]: the host's, when its name points at a multi-platform index). Its
+    /// blobs are leased while this runs, so another process removing the image cannot take them
+    /// mid-way, and a cache prune meanwhile keeps the base layers of stored images. The snapshots
+    /// are build cache like those a build unpacks (see [`prune`]): kept while a stored image
+    /// refers to them, removed by a prune with [`CachePruneOptions::all`].
+    ///
+    /// ```
+    /// use kiln_builder::archive::{self, ImportOptions};
+    /// use kiln_builder::solver::{Builder, CacheEntryKind};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let root = tempfile::tempdir()?;
+    /// let builder = Builder::open(root.path())?;
+    /// // A root filesystem of one file, imported as a one-layer image.
+    /// let mut rootfs = tar::Builder::new(Vec::new());
+    /// let mut header = tar::Header::new_gnu();
+    /// header.set_size(6);
+    /// header.set_mode(0o644);
+    /// header.set_uid(0);
+    /// header.set_gid(0);
+    /// header.set_mtime(0);
+    /// rootfs.append_data(&mut header, "hello.txt", &b"hello\n"[..])?;
+    /// let rootfs = rootfs.into_inner()?;
+    /// let names = ["hello:1".parse()?];
+    /// let image = archive::import(builder.store(), &rootfs[..], &names, &ImportOptions::default())?;
+    ///
+    /// assert!(builder.unpack(&image)?, "its layer is unpacked");
+    /// assert!(!builder.unpack(&image)?, "and found unpacked the next time");
+    /// let usage = builder.cache_usage()?;
+    /// let kinds: Vec<_> = usage.entries.iter().map(|entry| (entry.kind, entry.dangling)).collect();
+    /// assert_eq!(kinds, [(CacheEntryKind::BaseLayer, false)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unpack(&self, image: &Image) -> Result<bool, BuildError> {
+        let label = image
+            .names
+            .iter()
+            .find(|name| !is_dangling(name))
+            .map_or_else(|| image.id.to_string(), ImageRef::familiar_string);
+        let _lease = self.store.lease_image(image, UNPACK_LEASE)?;
+        let layers = engine::image_layers(
+            &self.store,
+            &image.manifest,
+            image.config.rootfs().diff_ids(),
+            &label,
+        )?;
+        let (_, worked) = engine::unpack_layers(&*self.snapshotter, &self.store, &layers, &label)?;
+        Ok(worked)
     }
 
     /// Runs `request`, reporting progress to `reporter`.

@@ -7,7 +7,8 @@
 //! - **steps**: a step's committed snapshot `step-<cache key hex>` (its parent is the previous
 //!   step's or the base image's top snapshot) with the cache record naming it; a record whose
 //!   snapshot has gone is an entry of its own, of size 0;
-//! - **base layers**: an image layer unpacked into the committed snapshot `layer-<chain id hex>`;
+//! - **base layers**: an image layer unpacked into the committed snapshot `layer-<chain id hex>`,
+//!   by a build at `FROM` or ahead of it by [`Builder::unpack`] (`kiln pull`, `load`, `import`);
 //! - **cache mounts**: the directories `RUN --mount=type=cache` mounts (`<root>/cache-mounts-v1/`);
 //! - **in progress**: the active snapshots and views of running builds (never removed).
 //!
