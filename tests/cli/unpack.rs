@@ -172,3 +172,73 @@ fn an_image_that_cannot_be_unpacked_is_stored_with_a_warning() {
     assert!(!built.success, "{}", built.stderr);
     assert_eq!(from_vertex(&built), "ERROR:", "{}", built.stderr);
 }
+
+/// A root filesystem tarball of `files` small files in 100 directories: quick to import, slow
+/// enough to unpack (file creation) that a test can interrupt the unpack midway.
+fn many_files_tar(files: usize) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for i in 0..files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(6);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, format!("d{}/f{i}", i % 100), &b"hello\n"[..])
+            .unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+#[test]
+fn ctrl_c_during_the_unpack_leaves_no_mount_and_keeps_the_image() {
+    let root = Root::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.tar");
+    std::fs::write(&file, many_files_tar(20_000)).unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["import", file.to_str().unwrap(), "many:1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The layer is mounted (outside the root) while it unpacks: interrupt then.
+    let started = std::time::Instant::now();
+    while root.step_mounts().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the unpack never mounted"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "import ended before its unpack was seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "exits as Ctrl-C asked: {stderr}");
+    assert!(root.leftover_mounts().is_empty(), "{:?}", root.leftover_mounts());
+    assert_eq!(
+        root.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "many:1\n",
+        "stored before it was unpacked"
+    );
+    // The unpack ran to its end before kiln exited: its snapshot is committed (an unpack commits
+    // only a whole layer), and a build on the image has nothing to unpack.
+    assert_eq!(entries(&root), [layer_snapshot(&root, "many:1")]);
+    let built = build_on_scratch_like(&root, "many:1");
+    assert_eq!(from_vertex(&built), "CACHED", "{}", built.stderr);
+}
+
+/// Builds an image with no shell: a config-only step on `image`.
+fn build_on_scratch_like(root: &Root, image: &str) -> Built {
+    let ctx = context(&[("Dockerfile", &format!("FROM {image}\nLABEL unpacked=yes\n"))]);
+    root.build_ok(ctx.path(), &[])
+}

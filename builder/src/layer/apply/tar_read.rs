@@ -132,7 +132,7 @@ impl<R: Read> TarReader<R> {
         let mtime = match pending.mtime {
             Some(t) => t,
             None => Timespec {
-                tv_sec: i64::try_from(header.mtime()?).unwrap_or(i64::MAX),
+                tv_sec: i64::try_from(numeric(&header.as_old().mtime, header.mtime())?).unwrap_or(i64::MAX),
                 tv_nsec: 0,
             },
         };
@@ -150,9 +150,15 @@ impl<R: Read> TarReader<R> {
                     .unwrap_or_default()
             }),
             size: data,
-            mode: header.mode()? & 0o7777,
-            uid: pending.uid.map_or_else(|| header.uid(), Ok)?,
-            gid: pending.gid.map_or_else(|| header.gid(), Ok)?,
+            mode: (numeric(&header.as_old().mode, header.mode().map(u64::from))? & 0o7777)
+                .try_into()
+                .unwrap_or(0),
+            uid: pending
+                .uid
+                .map_or_else(|| numeric(&header.as_old().uid, header.uid()), Ok)?,
+            gid: pending
+                .gid
+                .map_or_else(|| numeric(&header.as_old().gid, header.gid()), Ok)?,
             mtime,
             device,
             xattrs: pending.xattrs,
@@ -312,9 +318,22 @@ fn eof_as(message: &str, e: io::Error) -> io::Error {
     }
 }
 
+/// A numeric header field as Go's archive/tar (so Docker and BuildKit) reads it: a field of only
+/// NULs and spaces, which some writers leave for what they do not set, is 0; anything else must
+/// parse.
+fn numeric(raw: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if raw.iter().all(|b| *b == 0 || *b == b' ') {
+        Ok(0)
+    } else {
+        parsed
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Pending, parse_pax, parse_time};
+    use std::io;
+
+    use super::{Pending, numeric, parse_pax, parse_time};
 
     #[test]
     fn pax_values_may_hold_newlines() {
@@ -342,5 +361,19 @@ mod tests {
         assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
         assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
         assert_eq!(t("12x"), None);
+    }
+
+    #[test]
+    fn empty_numeric_fields_read_as_zero_as_in_go() {
+        assert_eq!(
+            numeric(&[0; 8], Err(io::Error::other("not a number"))).unwrap(),
+            0
+        );
+        assert_eq!(
+            numeric(b"       \0", Err(io::Error::other("not a number"))).unwrap(),
+            0
+        );
+        assert!(numeric(b"12x\0\0\0\0\0", Err(io::Error::other("not a number"))).is_err());
+        assert_eq!(numeric(b"0000017\0", Ok(15)).unwrap(), 15);
     }
 }
