@@ -147,9 +147,14 @@ fn read_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<CacheReco
 }
 
 /// Writes (or replaces) a record.
+///
+/// Records are written without a sync of their own (a step's commit is not kept waiting on the
+/// disk): a power loss may undo the newest ones, which costs those steps a rebuild and nothing
+/// else. The next synced commit (naming the image, at the latest) makes them durable with it,
+/// since SQLite's WAL is replayed in order.
 pub(crate) fn put(db: &Db, key: &CacheKey, record: &CacheRecord) -> Result<(), StoreError> {
     let layer = record.layer.as_ref();
-    db.write(|tx| {
+    db.write_unsynced(|tx| {
         tx.execute(
             "INSERT INTO cache_records (key, snapshot, layer_digest, layer_diff_id, layer_size,
                                         layer_media_type, created_ns, used_at)
@@ -175,8 +180,9 @@ pub(crate) fn put(db: &Db, key: &CacheKey, record: &CacheRecord) -> Result<(), S
 
 /// Records the layer written for `key`'s snapshot `snapshot`. A record that meanwhile names another
 /// snapshot (the step was rebuilt) is left alone: the layer belongs to the snapshot it was made from.
+/// Unsynced, as [`put`]: the build's lease holds the blob until the (synced) naming of its image.
 pub(crate) fn set_layer(db: &Db, key: &CacheKey, snapshot: &str, layer: &Layer) -> Result<(), StoreError> {
-    db.write(|tx| {
+    db.write_unsynced(|tx| {
         tx.execute(
             "UPDATE cache_records SET layer_digest = ?3, layer_diff_id = ?4, layer_size = ?5,
                                       layer_media_type = ?6

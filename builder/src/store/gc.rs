@@ -17,6 +17,10 @@ use crate::content::{ContentStore, Digest};
 /// Writers hold one while they produce an image (add each digest *before* committing its
 /// ingest); readers hold one while they read an image whose names another process might remove.
 /// Dropping the lease releases it; a crashed process's lease expires after its time-to-live.
+///
+/// Lease changes are committed without a sync: what matters is that other processes (a GC) see
+/// them at once, which they do; a lease only protects a process that is running, so one lost to a
+/// power loss (with the process) protects nothing anyone still needs.
 #[derive(Debug)]
 pub struct Lease {
     db: Arc<Db>,
@@ -71,7 +75,7 @@ impl Lease {
 
     /// Protects every digest of `digests` in one transaction (one commit, however many).
     pub fn add_all<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) -> Result<(), StoreError> {
-        self.db.write(|tx| {
+        self.db.write_unsynced(|tx| {
             let mut statement =
                 tx.prepare_cached("INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?1, ?2)")?;
             for digest in digests {
@@ -83,7 +87,7 @@ impl Lease {
 
     /// Moves the expiry to `ttl` from now.
     pub fn renew(&self, ttl: Duration) -> Result<(), StoreError> {
-        self.db.write(|tx| {
+        self.db.write_unsynced(|tx| {
             tx.execute(
                 "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
                 rusqlite::params![self.id, unix_now().saturating_add(seconds(ttl))],
@@ -109,7 +113,7 @@ impl Drop for Lease {
 }
 
 fn delete_lease(db: &Db, id: &str) -> Result<(), StoreError> {
-    db.write(|tx| {
+    db.write_unsynced(|tx| {
         tx.execute("DELETE FROM leases WHERE id = ?1", [id])?;
         Ok(())
     })
@@ -118,7 +122,7 @@ fn delete_lease(db: &Db, id: &str) -> Result<(), StoreError> {
 impl ImageStore {
     /// Takes a new, empty lease that expires after `ttl` unless renewed or released first.
     pub fn lease(&self, ttl: Duration) -> Result<Lease, StoreError> {
-        let id = self.db.write(|tx| {
+        let id = self.db.write_unsynced(|tx| {
             let expires_at = unix_now().saturating_add(seconds(ttl));
             let id: String = tx.query_row(
                 "INSERT INTO leases (id, expires_at) VALUES (lower(hex(randomblob(16))), ?1) RETURNING id",
@@ -148,7 +152,7 @@ impl ImageStore {
         for descriptor in std::iter::once(manifest.config()).chain(manifest.layers()) {
             digests.push(descriptor_digest(&image.manifest, descriptor)?);
         }
-        self.db.write(|tx| {
+        self.db.write_unsynced(|tx| {
             // Inside the write lock no GC runs: what exists now stays, now that it is leased.
             for digest in &digests {
                 if !self.content.exists(digest)? {
