@@ -278,17 +278,26 @@ impl Tx<'_> {
             .map(drop)
     }
 
-    /// Turns the active snapshot `id` into the committed snapshot `name`.
-    pub(crate) fn commit(&self, id: i64, name: &str, usage: Usage) -> Result<()> {
+    /// Turns the active snapshot `id` into the committed snapshot `name`, its usage not measured yet.
+    pub(crate) fn commit(&self, id: i64, name: &str) -> Result<()> {
         self.tx
             .execute(
-                "UPDATE snapshots SET name = ?2, kind = 'committed', lease = NULL, updated = ?3, size = ?4,
-                     inodes = ?5
+                "UPDATE snapshots SET name = ?2, kind = 'committed', lease = NULL, updated = ?3, size = NULL,
+                     inodes = NULL
                  WHERE id = ?1",
+                params![id, name, now_nanos()],
+            )
+            .ctx(self.path)
+            .map(drop)
+    }
+
+    /// Records the usage measured for the committed snapshot `id` (unchanged since: it is read-only).
+    pub(crate) fn set_usage(&self, id: i64, usage: Usage) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE snapshots SET size = ?2, inodes = ?3 WHERE id = ?1 AND kind = 'committed'",
                 params![
                     id,
-                    name,
-                    now_nanos(),
                     i64::try_from(usage.size).unwrap_or(i64::MAX),
                     i64::try_from(usage.inodes).unwrap_or(i64::MAX)
                 ],

@@ -178,8 +178,9 @@ pub trait Snapshotter: Send + Sync {
     /// Replaces the labels of the snapshot with this key or name.
     fn set_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info>;
 
-    /// Disk usage of the snapshot's own directory (recorded at commit for committed snapshots, measured now
-    /// for active ones).
+    /// Disk usage of the snapshot's own directory: measured now for active snapshots; for committed
+    /// ones measured the first time it is asked for, then recorded (committing does not measure, so
+    /// a build step never waits for a walk of its tree).
     fn usage(&self, key: &str) -> Result<Usage>;
 
     /// Every snapshot, ordered by key or name.

@@ -242,7 +242,8 @@ impl Store {
         })
     }
 
-    /// Commits the active snapshot `key` as `name`, recording its usage.
+    /// Commits the active snapshot `key` as `name`. Its usage is measured when first asked for
+    /// ([`usage`](Store::usage)), not here: a walk of the whole tree would hold up every build step.
     pub(crate) fn commit(&self, name: &str, key: &str) -> Result<()> {
         validate_key(name)?;
         let record = self
@@ -257,8 +258,6 @@ impl Store {
                 expected: "an active snapshot",
             });
         }
-        let fs_dir = self.fs_dir(record.id);
-        let usage = fsutil::disk_usage(&fs_dir).map_err(|e| Error::io("measure", &fs_dir, e))?;
         self.meta.write(|tx| {
             match tx.get(key)? {
                 Some(now) if now.id == record.id && now.kind == Kind::Active => {}
@@ -267,7 +266,7 @@ impl Store {
             if tx.get(name)?.is_some() {
                 return Err(Error::AlreadyExists { key: name.to_owned() });
             }
-            tx.commit(record.id, name, usage)
+            tx.commit(record.id, name)
         })
     }
 
@@ -327,14 +326,20 @@ impl Store {
         })
     }
 
-    /// Usage of snapshot `key`: recorded at commit, or measured now from `dir(record)`.
+    /// Usage of snapshot `key`: as recorded, or measured now from `dir(record)` (and recorded, for a
+    /// committed snapshot: it cannot change).
     pub(crate) fn usage(&self, key: &str, dir: impl FnOnce(&Record) -> PathBuf) -> Result<Usage> {
         let record = self.record(key)?;
         if let Some(usage) = record.usage {
             return Ok(usage);
         }
         let dir = dir(&record);
-        fsutil::disk_usage(&dir).map_err(|e| Error::io("measure", &dir, e))
+        let usage = fsutil::disk_usage(&dir).map_err(|e| Error::io("measure", &dir, e))?;
+        if record.kind == Kind::Committed {
+            // Best effort: unrecorded, it is measured again next time.
+            let _ = self.meta.write(|tx| tx.set_usage(record.id, usage));
+        }
+        Ok(usage)
     }
 
     /// Every snapshot.

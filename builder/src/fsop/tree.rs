@@ -58,6 +58,9 @@ pub(super) trait SourceTree {
 pub(super) struct DstDir {
     pub(super) fd: Rc<OwnedFd>,
     pub(super) path: String,
+    /// Made by this copy, for one source directory's entries: nothing can be in the way of them,
+    /// so they are created without looking first.
+    fresh: bool,
 }
 
 impl DstDir {
@@ -65,11 +68,21 @@ impl DstDir {
         DstDir {
             fd: Rc::new(fd),
             path,
+            fresh: false,
         }
     }
 
     pub(super) fn child_path(&self, name: &CStr) -> String {
         join(&self.path, name)
+    }
+
+    /// Makes room for a non-directory at `name` (see [`clear_target`]); nothing to do in a fresh
+    /// directory.
+    fn clear_target(&self, name: &CStr, path: &str) -> Result<(), FsopError> {
+        if self.fresh {
+            return Ok(());
+        }
+        clear_target(self.fd.as_fd(), name, path)
     }
 }
 
@@ -82,6 +95,8 @@ pub(super) struct Copier<'a> {
     pub(super) excludes: Option<&'a Patterns>,
     /// Files with several links already written: (dev, ino) -> where.
     links: HashMap<(u64, u64), (Rc<OwnedFd>, CString)>,
+    /// `copy_file_range` was refused between this copy's source and destination.
+    no_copy_file_range: bool,
     pub(super) report: CopyReport,
 }
 
@@ -96,6 +111,7 @@ impl<'a> Copier<'a> {
             chown,
             excludes,
             links: HashMap::new(),
+            no_copy_file_range: false,
             report: CopyReport::default(),
         }
     }
@@ -127,7 +143,7 @@ impl<'a> Copier<'a> {
             FileType::RegularFile => self.copy_file(tree, src, &info, dst, name),
             FileType::Symlink => {
                 let target = tree.read_link(src)?;
-                clear_target(dst.fd.as_fd(), name, &dst_path)?;
+                dst.clear_target(name, &dst_path)?;
                 rustix::fs::symlinkat(&*target, dst.fd.as_fd(), name)
                     .map_err(|e| FsopError::io("create symlink", &dst_path, e))?;
                 self.finish(tree, src, &info, dst, name, None)?;
@@ -135,7 +151,7 @@ impl<'a> Copier<'a> {
                 Ok(())
             }
             file_type @ (FileType::CharacterDevice | FileType::BlockDevice) => {
-                clear_target(dst.fd.as_fd(), name, &dst_path)?;
+                dst.clear_target(name, &dst_path)?;
                 rustix::fs::mknodat(
                     dst.fd.as_fd(),
                     name,
@@ -182,20 +198,27 @@ impl<'a> Copier<'a> {
         top: bool,
     ) -> Result<(), FsopError> {
         let dst_path = dst.child_path(name);
-        let created =
-            match lstat_at(&dst.fd.as_fd(), name).map_err(|e| FsopError::io("stat", &dst_path, e))? {
-                None => {
-                    // Owner-only until the metadata is set, once the contents are in.
-                    rustix::fs::mkdirat(dst.fd.as_fd(), name, RawMode::from_raw_mode(0o700))
-                        .map_err(|e| FsopError::io("create directory", &dst_path, e))?;
-                    true
-                }
-                Some(st) if is_dir(&st) => false,
-                Some(_) => return Err(FsopError::CopyToNonDirectory { path: dst_path }),
-            };
+        let existing = if dst.fresh {
+            None
+        } else {
+            lstat_at(&dst.fd.as_fd(), name).map_err(|e| FsopError::io("stat", &dst_path, e))?
+        };
+        let created = match existing {
+            None => {
+                // Owner-only until the metadata is set, once the contents are in.
+                rustix::fs::mkdirat(dst.fd.as_fd(), name, RawMode::from_raw_mode(0o700))
+                    .map_err(|e| FsopError::io("create directory", &dst_path, e))?;
+                true
+            }
+            Some(st) if is_dir(&st) => false,
+            Some(_) => return Err(FsopError::CopyToNonDirectory { path: dst_path }),
+        };
         let dst_fd = rustix::fs::openat(dst.fd.as_fd(), name, DIR_NOFOLLOW, RawMode::empty())
             .map_err(|e| FsopError::io("open directory", &dst_path, e))?;
-        let child_dst = DstDir::new(dst_fd, dst_path);
+        let child_dst = DstDir {
+            fresh: created,
+            ..DstDir::new(dst_fd, dst_path)
+        };
         self.copy_children(tree, src, &child_dst, rel, state)?;
         if created || !top {
             self.finish(tree, src, info, dst, name, Some(child_dst.fd.as_fd()))?;
@@ -245,7 +268,7 @@ impl<'a> Copier<'a> {
         name: &CStr,
     ) -> Result<(), FsopError> {
         let dst_path = dst.child_path(name);
-        clear_target(dst.fd.as_fd(), name, &dst_path)?;
+        dst.clear_target(name, &dst_path)?;
         let key = (info.dev, info.ino);
         if info.nlink > 1 {
             if let Some((link_dir, link_name)) = self.links.get(&key) {
@@ -270,10 +293,10 @@ impl<'a> Copier<'a> {
             RawMode::from_raw_mode(0o600),
         )
         .map_err(|e| FsopError::io("create", &dst_path, e))?;
-        let mut to = File::from(dst_fd);
-        // std's copy uses copy_file_range (reflinks where the filesystem can) and falls back itself.
-        let bytes =
-            std::io::copy(&mut &from, &mut to).map_err(|e| FsopError::io("copy", &tree.path(src), e))?;
+        let to = File::from(dst_fd);
+        let bytes = self
+            .copy_data(&from, &to, info.size)
+            .map_err(|e| FsopError::io("copy", &tree.path(src), e))?;
         tree.check_read(src, &from, bytes)?;
         self.finish(tree, src, info, dst, name, Some(to.as_fd()))?;
         if info.nlink > 1 {
@@ -282,6 +305,42 @@ impl<'a> Copier<'a> {
         self.report.files += 1;
         self.report.bytes += bytes;
         Ok(())
+    }
+
+    /// Copies the file `from` into the empty `to`, returning the bytes copied: `copy_file_range`
+    /// (reflinks or in-kernel copies where the filesystem can), else `sendfile`. The first refusal
+    /// of `copy_file_range` (between two filesystems, as a context directory and an overlay mount
+    /// are) is remembered for the rest of the copy: a syscall less per file. The copy stops at
+    /// `size`, the size the source was listed with (or at its end if it is shorter); the caller's
+    /// check of the source against its listing catches a file that changed meanwhile.
+    fn copy_data(&mut self, from: &File, to: &File, size: u64) -> std::io::Result<u64> {
+        const CHUNK: u64 = 1 << 30;
+        let mut copied = 0u64;
+        loop {
+            if size > 0 && copied >= size {
+                return Ok(copied);
+            }
+            // At least one byte: a file listed as empty is read to its end all the same.
+            let want = usize::try_from(size.saturating_sub(copied).clamp(1, CHUNK)).unwrap_or(1 << 30);
+            let result = if self.no_copy_file_range {
+                rustix::fs::sendfile(to, from, None, want)
+            } else {
+                rustix::fs::copy_file_range(from, None, to, None, want)
+            };
+            match result {
+                Ok(0) => return Ok(copied),
+                Ok(n) => copied += n as u64,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::PERM,
+                ) if copied == 0 && !self.no_copy_file_range => self.no_copy_file_range = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Sets the times of directories created for `--parents` once their contents are in.
