@@ -196,15 +196,55 @@ fn probe_store(store: &Store) -> Result<Vec<String>> {
     check_root_path(&root)?;
     let staging =
         Staging::create(store.snapshots_dir()).map_err(|e| Error::io("create", store.snapshots_dir(), e))?;
-    let mut last_error = None;
-    for candidate in PROBE_CANDIDATES {
-        let options: Vec<String> = candidate.iter().map(|o| (*o).to_owned()).collect();
-        match probe_once(staging.path(), &options) {
-            Ok(()) => return Ok(options),
-            Err(error) => last_error = Some(error),
+    let probe = || {
+        let mut last_error = None;
+        for candidate in PROBE_CANDIDATES {
+            let options: Vec<String> = candidate.iter().map(|o| (*o).to_owned()).collect();
+            match probe_once(staging.path(), &options) {
+                Ok(()) => return Ok(options),
+                Err(error) => last_error = Some(error),
+            }
         }
-    }
-    Err(unsupported(last_error.expect("at least one candidate was tried")))
+        Err(unsupported(last_error.expect("at least one candidate was tried")))
+    };
+    in_private_mount_namespace(probe)
+}
+
+/// Runs `f` on a thread of its own with a mount namespace of its own, whose mounts propagate nowhere:
+/// what `f` mounts goes away with the thread, even if the process is killed meanwhile (the kernel
+/// drops a namespace with its last task). The probe runs in one, so Ctrl-C during a first start leaves
+/// no test overlay mounted. Where a namespace cannot be had, `f` runs on the calling thread.
+fn in_private_mount_namespace<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || {
+            // SAFETY: NEWNS (with FS, which it implies) gives this thread its own mount namespace, cwd,
+            // root and umask; it does not touch the file descriptor table other threads share (the
+            // hazard `unshare_unsafe` warns about).
+            let own = unsafe {
+                rustix::thread::unshare_unsafe(
+                    rustix::thread::UnshareFlags::NEWNS | rustix::thread::UnshareFlags::FS,
+                )
+            }
+            .and_then(|()| {
+                rustix::mount::mount_change(
+                    "/",
+                    rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+                )
+            });
+            if own.is_err() {
+                // Hand `f` back: it runs where it was called.
+                let _ = tx.send(f);
+                return None;
+            }
+            Some(f())
+        });
+        match worker.join() {
+            Ok(Some(result)) => result,
+            Ok(None) => rx.recv().expect("the thread handed the work back")(),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 /// Mounts a two-layer overlay in a fresh subdirectory of `dir` and checks what the snapshotter relies on.
@@ -261,5 +301,39 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf> {
         Ok(self.store.fs_dir(self.store.record(key)?.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_private_mount_namespace;
+
+    fn mounted(mountinfo: &str, path: &std::path::Path) -> bool {
+        let path = path.to_str().unwrap();
+        std::fs::read_to_string(mountinfo)
+            .unwrap()
+            .lines()
+            .any(|line| line.split(' ').nth(4) == Some(path))
+    }
+
+    #[test]
+    fn mounts_in_a_private_namespace_vanish_with_it_unseen() {
+        // Tests run as root: mounting is the point.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().to_owned();
+        let inside = in_private_mount_namespace(|| {
+            rustix::mount::mount(
+                "tmpfs",
+                &target,
+                "tmpfs",
+                rustix::mount::MountFlags::empty(),
+                None,
+            )
+            .unwrap();
+            // Left mounted on purpose, as by a process killed before it could unmount.
+            mounted("/proc/thread-self/mountinfo", &target)
+        });
+        assert!(inside, "the thread saw its mount");
+        assert!(!mounted("/proc/self/mountinfo", &target), "nothing left behind");
     }
 }
