@@ -219,8 +219,7 @@ impl Root {
     }
 
     /// The mounts of a running step: its rootfs (mounted outside the root, made of the root's
-    /// snapshots). Unlike [`Root::leftover_mounts`] this leaves out the overlay probe kiln mounts
-    /// inside the root while it starts, before it handles Ctrl-C.
+    /// snapshots), leaving out any mount inside the root itself.
     pub(crate) fn step_mounts(&self) -> Vec<String> {
         let root = self.dir.path().to_string_lossy().into_owned();
         self.leftover_mounts()
