@@ -16,16 +16,6 @@ fn deleted(stdout: &str) -> Vec<String> {
     ids
 }
 
-/// The ids `builder du` lists.
-fn entries(root: &Root) -> Vec<String> {
-    root.ok(&["builder", "du"])
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("Reclaimable:"))
-        .map(|l| l.split_whitespace().next().unwrap().to_owned())
-        .collect()
-}
-
 /// The Build Cache row of `system df`: (total, active, size, reclaimable).
 fn df_cache_row(root: &Root) -> (usize, usize, String, String) {
     let out = root.ok(&[
@@ -76,7 +66,7 @@ fn a_dangling_prune_removes_the_stage_no_image_holds() {
     assert!(removed.iter().all(|r| r.starts_with("step-")), "{out}");
     assert!(out.ends_with('\n') && out.lines().last().unwrap().starts_with("Total reclaimed space: "));
     assert!(out.contains("\n\nTotal reclaimed space: "), "{out}");
-    let left = entries(&root);
+    let left = root.cache_entries();
     assert!(removed.iter().all(|r| !left.contains(r)), "{left:?}");
     assert_eq!(
         deleted(&root.ok(&["builder", "prune", "-f"])),
@@ -134,7 +124,7 @@ fn prune_all_removes_every_entry_and_the_next_build_runs_every_step() {
     let position = |prefix: &str| removed.iter().rposition(|r| r.starts_with(prefix)).unwrap();
     assert!(position("step-") < position("layer-"), "{out}");
     assert_ne!(out.lines().last().unwrap(), "Total reclaimed space: 0B");
-    assert_eq!(entries(&root), Vec::<String>::new());
+    assert_eq!(root.cache_entries(), Vec::<String>::new());
     assert_eq!(df_cache_row(&root), (0, 0, "0B".to_owned(), "0B".to_owned()));
     assert_eq!(snapshot_dirs(&root), Vec::<String>::new());
     assert!(root.leftover_mounts().is_empty(), "{:?}", root.leftover_mounts());
@@ -176,7 +166,7 @@ fn after_rmi_a_prune_removes_the_image_step_cache_and_its_layer_blobs() {
     );
     // The steps' layer blobs went with their records.
     assert_eq!(root.blobs(), before);
-    assert_eq!(entries(&root).len(), 1, "busybox's base layer");
+    assert_eq!(root.cache_entries().len(), 1, "busybox's base layer");
 }
 
 #[test]
@@ -185,12 +175,12 @@ fn an_until_filter_keeps_fresh_cache() {
     root.import_busybox("busybox:latest");
     let ctx = context(&[("Dockerfile", MULTI_STAGE)]);
     root.build_ok(ctx.path(), &[]);
-    let before = entries(&root);
+    let before = root.cache_entries();
     for filter in ["until=1h", "unused-for=24h"] {
         let out = root.ok(&["builder", "prune", "-a", "-f", "--filter", filter]);
         assert_eq!(out, "Total reclaimed space: 0B\n", "{filter}");
     }
-    assert_eq!(entries(&root), before);
+    assert_eq!(root.cache_entries(), before);
     let bad = root
         .kiln()
         .args(["builder", "prune", "-f", "--filter", "label=x"])
@@ -225,7 +215,7 @@ fn without_force_it_asks_and_no_keeps_everything() {
     root.import_busybox("busybox:latest");
     let ctx = context(&[("Dockerfile", MULTI_STAGE)]);
     root.build_ok(ctx.path(), &[]);
-    let before = entries(&root);
+    let before = root.cache_entries();
     let out = root
         .kiln()
         .args(["builder", "prune"])
@@ -238,7 +228,7 @@ fn without_force_it_asks_and_no_keeps_everything() {
         "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] \n"
     );
     assert!(out.stdout.is_empty());
-    assert_eq!(entries(&root), before);
+    assert_eq!(root.cache_entries(), before);
     let out = root
         .kiln()
         .args(["builder", "prune", "--all"])
@@ -272,7 +262,7 @@ fn a_prune_during_a_build_does_not_break_it() {
         .unwrap();
     // Wait for the sleeping step's active snapshot.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !entries(&root).iter().any(|e| e.starts_with("build-")) {
+    while !root.cache_entries().iter().any(|e| e.starts_with("build-")) {
         assert!(Instant::now() < deadline, "the build never ran a step");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -288,6 +278,6 @@ fn a_prune_during_a_build_does_not_break_it() {
     assert_eq!(root.ok(&["run", "--rm", "slow:1", "cat", "/slept"]), "first\n");
     // Once the build is done, everything can go.
     root.ok(&["builder", "prune", "-a", "-f"]);
-    assert_eq!(entries(&root), Vec::<String>::new());
+    assert_eq!(root.cache_entries(), Vec::<String>::new());
     assert!(root.leftover_mounts().is_empty(), "{:?}", root.leftover_mounts());
 }

@@ -207,6 +207,16 @@ impl Root {
         inspect[0].clone()
     }
 
+    /// The ids of the build-cache entries `kiln builder du` lists.
+    pub(crate) fn cache_entries(&self) -> Vec<String> {
+        self.ok(&["builder", "du"])
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("Reclaimable:"))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    }
+
     /// Mounts still referring to this root (a finished build leaves none).
     pub(crate) fn leftover_mounts(&self) -> Vec<String> {
         let root = self.dir.path().to_string_lossy().into_owned();

@@ -4,16 +4,6 @@
 
 use crate::support::{Built, Registry, Root, context};
 
-/// The ids `builder du` lists.
-fn entries(root: &Root) -> Vec<String> {
-    root.ok(&["builder", "du"])
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("Reclaimable:"))
-        .map(|l| l.split_whitespace().next().unwrap().to_owned())
-        .collect()
-}
-
 /// The snapshot the one layer of `image` unpacks into: `layer-<diff id hex>` (a bottom layer's
 /// chain id is its diff id).
 fn layer_snapshot(root: &Root, image: &str) -> String {
@@ -56,7 +46,7 @@ fn import_unpacks_so_a_build_from_the_image_has_nothing_to_unpack() {
     let root = Root::new();
     root.import_busybox("busybox:latest");
     let layer = layer_snapshot(&root, "busybox:latest");
-    assert_eq!(entries(&root), std::slice::from_ref(&layer));
+    assert_eq!(root.cache_entries(), std::slice::from_ref(&layer));
     // The unpacked layer is build cache, as one a build unpacks (counted, not in use).
     let df = root.ok(&[
         "system",
@@ -72,10 +62,10 @@ fn import_unpacks_so_a_build_from_the_image_has_nothing_to_unpack() {
 
     // Without the unpacked layer (pruned), the build unpacks it at FROM.
     root.ok(&["builder", "prune", "-a", "-f"]);
-    assert_eq!(entries(&root), Vec::<String>::new());
+    assert_eq!(root.cache_entries(), Vec::<String>::new());
     let built = build_on(&root, "busybox");
     assert_eq!(from_vertex(&built), "DONE", "{}", built.stderr);
-    assert_eq!(entries(&root).iter().filter(|e| **e == layer).count(), 1);
+    assert_eq!(root.cache_entries().iter().filter(|e| **e == layer).count(), 1);
 }
 
 #[test]
@@ -89,7 +79,7 @@ fn load_unpacks_each_image_and_still_says_what_it_loaded() {
     let root = Root::new();
     let out = root.ok(&["load", "-i", file.to_str().unwrap()]);
     assert_eq!(out, "Loaded image: busybox:latest\n");
-    assert_eq!(entries(&root), [layer_snapshot(&root, "busybox:latest")]);
+    assert_eq!(root.cache_entries(), [layer_snapshot(&root, "busybox:latest")]);
     let built = build_on(&root, "busybox");
     assert_eq!(from_vertex(&built), "CACHED", "{}", built.stderr);
 }
@@ -108,7 +98,7 @@ fn pull_unpacks_so_a_build_from_the_image_has_nothing_to_unpack() {
     let pull = root.run_with_config(config.path(), &["pull", &name]);
     assert!(pull.ok, "pull failed:\n{}", pull.stderr);
     assert!(!pull.stderr.contains("warning"), "{}", pull.stderr);
-    assert_eq!(entries(&root), [layer_snapshot(&root, &name)]);
+    assert_eq!(root.cache_entries(), [layer_snapshot(&root, &name)]);
     let built = build_on(&root, &name);
     assert_eq!(from_vertex(&built), "CACHED", "{}", built.stderr);
 }
@@ -161,7 +151,7 @@ fn an_image_that_cannot_be_unpacked_is_stored_with_a_warning() {
         format!("broken:1 {id}")
     );
     assert_eq!(
-        entries(&root),
+        root.cache_entries(),
         Vec::<String>::new(),
         "nothing half-unpacked is left"
     );
@@ -232,7 +222,7 @@ fn ctrl_c_during_the_unpack_leaves_no_mount_and_keeps_the_image() {
     );
     // The unpack ran to its end before kiln exited: its snapshot is committed (an unpack commits
     // only a whole layer), and a build on the image has nothing to unpack.
-    assert_eq!(entries(&root), [layer_snapshot(&root, "many:1")]);
+    assert_eq!(root.cache_entries(), [layer_snapshot(&root, "many:1")]);
     let built = build_on_scratch_like(&root, "many:1");
     assert_eq!(from_vertex(&built), "CACHED", "{}", built.stderr);
 }
