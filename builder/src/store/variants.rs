@@ -14,14 +14,11 @@ use std::io;
 use super::manifest::parse_json;
 use super::{Image, ImageStore, Lease, StoreError};
 use crate::content::{BlobSource as _, ContentError, Digest};
-use crate::layer::{Compression, LayerWriter};
+use crate::layer::{Compression, LayerWriter, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP};
 
-/// OCI's plain layer media type.
-const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Docker's plain layer media type (images loaded from a classic `docker save`).
 const DOCKER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-/// What `OCI_TAR` and `DOCKER_TAR` become with gzip.
-const OCI_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// What `DOCKER_TAR` becomes with gzip.
 const DOCKER_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// How many threads compress one layer (the bytes do not depend on it).
@@ -30,7 +27,7 @@ const COMPRESS_THREADS: usize = 2;
 /// The gzip media type a plain layer's media type becomes, or `None` if it is not a plain layer.
 fn gzip_media_type(media_type: &str) -> Option<&'static str> {
     match media_type {
-        OCI_TAR => Some(OCI_TAR_GZIP),
+        MEDIA_TYPE_TAR => Some(MEDIA_TYPE_TAR_GZIP),
         DOCKER_TAR => Some(DOCKER_TAR_GZIP),
         _ => None,
     }

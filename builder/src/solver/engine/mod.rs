@@ -444,7 +444,6 @@ impl Engine for LocalEngine {
     }
 }
 
-/// The checksum of what a COPY from the context selects: its selections' checksums, combined.
 /// The layers of the image whose manifest is `manifest`, paired with the config's `diff_ids`: what
 /// [`unpack_layers`] turns into a snapshot chain. `name` only labels errors.
 pub(crate) fn image_layers(
@@ -472,6 +471,7 @@ pub(crate) fn image_layers(
     Ok(layers)
 }
 
+/// The checksum of what a COPY from the context selects: its selections' checksums, combined.
 pub(crate) fn checksum(context: &Context, spec: &crate::fsop::CopySpec) -> Result<Digest, BuildError> {
     let copy =
         crate::fsop::ContextCopy::select(context, spec).map_err(|e| BuildError::Context(Box::new(e)))?;
