@@ -12,10 +12,11 @@ use kiln_builder::dockerfile::{self, DockerfileSource, DockerfileText, Located};
 use kiln_builder::exec::CancelToken;
 use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
 use kiln_builder::frontend::syntax::Dockerfile;
+use kiln_builder::layer::Compression;
 use kiln_builder::platform::{self, Platform};
 use kiln_builder::reference::ImageRef;
 use kiln_builder::solver::{
-    BuildError, BuildRequest, Builder, Network, Output, SecretSource, SshSource, StepFailure,
+    ArchiveOutput, BuildError, BuildRequest, Builder, Network, Output, SecretSource, SshSource, StepFailure,
 };
 
 use crate::Global;
@@ -72,7 +73,8 @@ pub(crate) struct Args {
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     ssh: Vec<String>,
     /// Where the image goes: `type=docker,dest=F.tar`, `type=oci,dest=F.tar`, `type=local,dest=DIR`,
-    /// `type=image` (the store), or a directory (local).
+    /// `type=image` (the store), or a directory (local). Archives take
+    /// `compression=uncompressed|gzip|zstd`, `compression-level=N`, `force-compression=true`.
     #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
     outputs: Vec<String>,
     /// Write the image ID to this file.
@@ -348,17 +350,37 @@ fn request(args: &Args) -> Result<BuildRequest> {
     Ok(request.build())
 }
 
-/// `-o` as buildx reads it: `type=...,dest=...`, or a bare path for a local export.
+/// `-o` as buildx reads it: `type=...,dest=...`, or a bare path for a local export. Archive
+/// outputs also take BuildKit's `compression=uncompressed|gzip|zstd`, `compression-level=N` and
+/// `force-compression=true|false`.
 fn parse_output(spec: &str) -> Result<Output> {
     if !spec.contains('=') {
         return Ok(Output::Local(PathBuf::from(spec)));
     }
     let mut kind = None;
     let mut dest = None;
+    let mut compression = None;
+    let mut level = None;
+    let mut force = None;
     for field in spec.split(',') {
         match field.split_once('=') {
             Some(("type", value)) => kind = Some(value.to_owned()),
             Some(("dest", value)) => dest = Some(PathBuf::from(value)),
+            Some(("compression", value)) => compression = Some(value.to_owned()),
+            Some(("compression-level", value)) => {
+                level = Some(
+                    value
+                        .parse::<i32>()
+                        .with_context(|| format!("invalid compression-level {value:?}: not a number"))?,
+                );
+            }
+            Some(("force-compression", value)) => {
+                force = Some(
+                    value
+                        .parse::<bool>()
+                        .with_context(|| format!("invalid force-compression {value:?}: true or false"))?,
+                );
+            }
             _ => anyhow::bail!("unsupported output option {field:?} in {spec:?}"),
         }
     }
@@ -366,12 +388,50 @@ fn parse_output(spec: &str) -> Result<Output> {
         dest.clone()
             .with_context(|| format!("output type {kind} needs dest=..."))
     };
+    let archive = |kind: &str| -> Result<ArchiveOutput> {
+        let compression = archive_compression(compression.as_deref(), level)?;
+        Ok(ArchiveOutput {
+            dest: need_dest(kind)?,
+            compression,
+            force_compression: force.unwrap_or(false),
+        })
+    };
+    if !matches!(kind.as_deref(), Some("docker" | "oci"))
+        && (compression.is_some() || level.is_some() || force.is_some())
+    {
+        anyhow::bail!("compression options apply to type=oci and type=docker outputs only, not {spec:?}");
+    }
     Ok(match kind.as_deref() {
-        Some("docker") => Output::DockerTar(need_dest("docker")?),
-        Some("oci") => Output::OciTar(need_dest("oci")?),
+        Some("docker") => Output::DockerTar(archive("docker")?),
+        Some("oci") => Output::OciTar(archive("oci")?),
         Some("local") => Output::Local(need_dest("local")?),
         Some("image") => Output::Store,
         other => anyhow::bail!("unsupported output type {:?}", other.unwrap_or_default()),
+    })
+}
+
+/// An archive's layer compression from `compression=` and `compression-level=` (BuildKit's ranges:
+/// gzip 0-9, zstd 1-22, default levels kiln's own).
+fn archive_compression(name: Option<&str>, level: Option<i32>) -> Result<Compression> {
+    let out_of_range = |name: &str, range: &str, level: i32| {
+        anyhow::anyhow!("compression-level {level} is out of {name}'s range {range}")
+    };
+    Ok(match (name.unwrap_or("gzip"), level) {
+        ("gzip", None) => Compression::GZIP,
+        ("gzip", Some(level)) => Compression::Gzip {
+            level: u32::try_from(level)
+                .ok()
+                .filter(|l| *l <= 9)
+                .ok_or_else(|| out_of_range("gzip", "0-9", level))?,
+        },
+        ("zstd", None) => Compression::ZSTD,
+        ("zstd", Some(level)) if (1..=22).contains(&level) => Compression::Zstd { level },
+        ("zstd", Some(level)) => return Err(out_of_range("zstd", "1-22", level)),
+        ("uncompressed", None) => Compression::Uncompressed,
+        ("uncompressed", Some(_)) => anyhow::bail!("compression-level does not apply to uncompressed layers"),
+        (other, _) => {
+            anyhow::bail!("unsupported compression type {other:?} (uncompressed, gzip and zstd are)")
+        }
     })
 }
 

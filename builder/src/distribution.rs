@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use crate::content::Digest;
+use crate::layer::Compression;
 use crate::reference::ImageRef;
 use crate::registry::manifest::{self, Document, ManifestKind};
 use crate::registry::{Client, Descriptor, Platform, Pushed, RegistryError, Reporter, Retain};
@@ -79,7 +80,7 @@ pub async fn push_image(
     let image = store.resolve(name)?;
     let lease = store.lease_image(&image, PUSH_LEASE)?;
     // Layers a build stored as plain tars go up gzip-compressed, as every registry expects.
-    let image = store.compressed(&image, &lease)?;
+    let image = store.compressed(&image, Compression::GZIP, false, &lease)?;
     let target = push_target(store, &image)?;
     let mount_from = image
         .names

@@ -191,3 +191,87 @@ fn docker_output_is_read_by_skopeo() {
     let types: Vec<&str> = layers.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["application/vnd.oci.image.layer.v1.tar+gzip"; 2]);
 }
+
+#[test]
+fn archive_outputs_take_buildkits_compression_options() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo built > /built\n")]);
+    let layers_of = |options: &str| -> Vec<String> {
+        let tar = ctx.path().join("image.tar");
+        let dest = format!("type=oci,dest={}{options}", tar.display());
+        root.build_ok(ctx.path(), &["-o", &dest]);
+        crate::support::archive_layers(&tar)
+            .into_iter()
+            .map(|(media_type, _)| media_type)
+            .collect()
+    };
+    let tar = "application/vnd.oci.image.layer.v1.tar";
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+    // The imported base is gzip; the RUN's layer is stored plain.
+    assert_eq!(layers_of(""), [gzip, gzip]);
+    assert_eq!(
+        layers_of(",compression=zstd"),
+        [gzip, zstd],
+        "the base stays gzip"
+    );
+    assert_eq!(
+        layers_of(",compression=zstd,force-compression=true"),
+        [zstd, zstd]
+    );
+    assert_eq!(layers_of(",compression=zstd,compression-level=19"), [gzip, zstd]);
+    assert_eq!(layers_of(",compression=uncompressed"), [gzip, tar]);
+    assert_eq!(
+        layers_of(",compression=uncompressed,force-compression=true"),
+        [tar, tar]
+    );
+
+    // What is read back: skopeo copies the zstd archive, checking every digest.
+    let tar_path = ctx.path().join("image.tar");
+    let dest = format!(
+        "type=oci,dest={},compression=zstd,force-compression=true",
+        tar_path.display()
+    );
+    root.build_ok(ctx.path(), &["-o", &dest]);
+    let dir = tempfile::tempdir().unwrap();
+    let copied = std::process::Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci-archive:{}", tar_path.display()))
+        .arg(format!("dir:{}", dir.path().join("out").display()))
+        .output();
+    if let Ok(out) = copied {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI installs skopeo");
+    }
+
+    for (option, message) in [
+        (
+            ",compression=estargz",
+            "unsupported compression type \"estargz\" (uncompressed, gzip and zstd are)",
+        ),
+        (
+            ",compression=gzip,compression-level=12",
+            "compression-level 12 is out of gzip's range 0-9",
+        ),
+        (
+            ",force-compression=yes",
+            "invalid force-compression \"yes\": true or false",
+        ),
+    ] {
+        let dest = format!("type=oci,dest={}{option}", tar_path.display());
+        let built = root.build(ctx.path(), &["-o", &dest]);
+        assert!(!built.success);
+        assert!(built.stderr.contains(message), "{option}: {}", built.stderr);
+    }
+    let built = root.build(ctx.path(), &["-o", "type=image,compression=zstd"]);
+    assert!(!built.success);
+    assert!(
+        built
+            .stderr
+            .contains("compression options apply to type=oci and type=docker outputs only"),
+        "{}",
+        built.stderr
+    );
+}

@@ -108,10 +108,16 @@ pub(crate) fn export(
     for output in request.outputs() {
         match output {
             Output::Store => {}
-            Output::DockerTar(path) | Output::OciTar(path) => {
-                // Archives carry gzip layers, as BuildKit writes them; the store keeps plain ones.
-                let compressed = store.compressed(&image, engine.lease.get()?)?;
-                save(store, &compressed, request, path)?;
+            Output::DockerTar(archive) | Output::OciTar(archive) => {
+                // Archives carry compressed layers (gzip unless asked otherwise), as BuildKit writes
+                // them; the store keeps plain ones.
+                let converted = store.compressed(
+                    &image,
+                    archive.compression,
+                    archive.force_compression,
+                    engine.lease.get()?,
+                )?;
+                save(store, &converted, request, &archive.dest)?;
             }
             Output::Local(dir) => local(engine, result, dir)?,
         }

@@ -70,7 +70,9 @@ pub use error::{BuildError, StepFailure};
 pub use image::ImageConfig;
 pub use progress::{Event, LogStream, NoProgress, Recorder, Reporter, VertexId};
 pub use prune::{CacheEntry, CacheEntryKind, CacheError, CachePruneOptions, CachePruneReport, CacheUsage};
-pub use request::{BuildRequest, BuildRequestBuilder, Network, Output, SecretSource, SshSource};
+pub use request::{
+    ArchiveOutput, BuildRequest, BuildRequestBuilder, Network, Output, SecretSource, SshSource,
+};
 pub use run::{RunError, run_image};
 
 use crate::content::Digest;

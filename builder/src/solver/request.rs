@@ -8,6 +8,7 @@ pub use kiln_frontend::instruction::Network;
 
 use crate::context::ContextStream;
 use crate::dockerfile::{DockerfileSource, DockerfileText};
+use crate::layer::Compression;
 use crate::reference::ImageRef;
 
 /// Where the built image goes (`-o`).
@@ -16,11 +17,48 @@ pub enum Output {
     /// The local image store, named by the request's tags (the default).
     Store,
     /// An OCI image layout as a tarball (`-o type=oci,dest=F.tar`).
-    OciTar(PathBuf),
+    OciTar(ArchiveOutput),
     /// A tarball `docker load` reads (`-o type=docker,dest=F.tar`).
-    DockerTar(PathBuf),
+    DockerTar(ArchiveOutput),
     /// The final filesystem, unpacked into a directory (`-o type=local,dest=DIR`).
     Local(PathBuf),
+}
+
+/// An image archive a build writes (`-o type=oci|docker,dest=F.tar[,compression=…]`), with how its
+/// layers are compressed. `"app.tar".into()` is one with BuildKit's defaults: gzip, layers already
+/// compressed left as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveOutput {
+    /// The tarball to write (atomically: it appears whole or not at all).
+    pub dest: PathBuf,
+    /// How its plain layers are compressed (`compression=` and `compression-level=`).
+    pub compression: Compression,
+    /// Whether layers compressed otherwise (a pulled base's gzip layers, for zstd) are compressed
+    /// again the asked way (`force-compression=true`).
+    pub force_compression: bool,
+}
+
+impl ArchiveOutput {
+    /// An archive at `dest` with the default compression.
+    pub fn new(dest: impl Into<PathBuf>) -> ArchiveOutput {
+        ArchiveOutput {
+            dest: dest.into(),
+            compression: Compression::GZIP,
+            force_compression: false,
+        }
+    }
+}
+
+impl From<&str> for ArchiveOutput {
+    fn from(dest: &str) -> ArchiveOutput {
+        ArchiveOutput::new(dest)
+    }
+}
+
+impl From<PathBuf> for ArchiveOutput {
+    fn from(dest: PathBuf) -> ArchiveOutput {
+        ArchiveOutput::new(dest)
+    }
 }
 
 /// Where the value of a build secret comes from (`--secret`).
