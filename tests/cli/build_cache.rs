@@ -130,6 +130,36 @@ fn no_cache_runs_everything() {
 }
 
 #[test]
+fn no_cache_keeps_the_new_result_and_later_builds_hit_it() {
+    let root = Root::new();
+    root.import_busybox("busybox:latest");
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /id\n",
+    )]);
+    let id_of = |args: &[&str]| {
+        let built = root.build_ok(ctx.path(), &[&["-t", "fresh:1"], args].concat());
+        let id = root.ok(&["run", "--rm", "fresh:1", "cat", "/id"]);
+        (built, id)
+    };
+    let (_, first) = id_of(&[]);
+    let (rebuilt, second) = id_of(&["--no-cache"]);
+    assert_eq!(
+        rebuilt.cached(),
+        1,
+        "only FROM (unpacked by import): {}",
+        rebuilt.stderr
+    );
+    assert_ne!(
+        second, first,
+        "--no-cache ran the step again and kept what it made"
+    );
+    let (cached, third) = id_of(&[]);
+    assert_eq!(cached.cached(), 2, "FROM and the RUN: {}", cached.stderr);
+    assert_eq!(third, second, "the cache now holds the newest result");
+}
+
+#[test]
 fn build_args_in_scope_key_the_run() {
     let root = Root::new();
     root.import_busybox("busybox:latest");

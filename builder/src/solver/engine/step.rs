@@ -62,7 +62,8 @@ impl<'a> ActiveSnapshot<'a> {
         }
     }
 
-    /// Commits it as `name`; a snapshot of that name made meanwhile by another build is as good.
+    /// Commits it as `name`, content-addressed: a snapshot of that name made meanwhile by another
+    /// build holds the same files and is as good (this one is then dropped).
     fn commit(mut self, name: &str) -> Result<(), BuildError> {
         match self.snapshotter.commit(name, &self.key) {
             Ok(()) => {
@@ -71,6 +72,27 @@ impl<'a> ActiveSnapshot<'a> {
             }
             Err(e) if e.kind() == SnapshotErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Commits it as `name`, or, if a snapshot of that name exists, as `name-<random>`, and returns
+    /// the name it got. For a step's result: the one there is an earlier run of the step, which
+    /// `--no-cache` ran again because its result may differ (`RUN apt-get upgrade`), or a
+    /// concurrent build's; either way this build's own result is the one its record must name. The
+    /// snapshot the record no longer names is dangling cache for the next prune.
+    fn commit_own(mut self, base: &str) -> Result<String, BuildError> {
+        let mut name = base.to_owned();
+        loop {
+            match self.snapshotter.commit(&name, &self.key) {
+                Ok(()) => {
+                    self.done = true;
+                    return Ok(name);
+                }
+                Err(e) if e.kind() == SnapshotErrorKind::AlreadyExists => {
+                    name = format!("{base}-{}", random_suffix());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }
@@ -242,8 +264,7 @@ impl Work {
         if self.cancel.is_cancelled() {
             return Err(BuildError::Interrupted);
         }
-        let name = format!("step-{}", self.key.digest().hex());
-        active.commit(&name)?;
+        let name = active.commit_own(&format!("step-{}", self.key.digest().hex()))?;
         let record = CacheRecord {
             snapshot: name,
             layer: None,
