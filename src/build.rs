@@ -350,6 +350,53 @@ fn request(args: &Args) -> Result<BuildRequest> {
     Ok(request.build())
 }
 
+/// The fields of a flag value that buildx reads as one CSV record (`-o`, `--secret`): split at commas,
+/// where a field in double quotes may hold commas (`"src=/a,b"`) and `""` stands for a quote.
+fn csv_fields(spec: &str) -> Result<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut chars = spec.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => anyhow::bail!("unterminated quote in {spec:?}"),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(_) => anyhow::bail!("extraneous text after a closing quote in {spec:?}"),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => {
+                        anyhow::bail!("bare \" in a field that does not start with one, in {spec:?}")
+                    }
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field);
+        }
+    }
+}
+
 /// `-o` as buildx reads it: `type=...,dest=...`, or a bare path for a local export. Archive
 /// outputs also take BuildKit's `compression=uncompressed|gzip|zstd`, `compression-level=N` and
 /// `force-compression=true|false`.
@@ -362,7 +409,7 @@ fn parse_output(spec: &str) -> Result<Output> {
     let mut compression = None;
     let mut level = None;
     let mut force = None;
-    for field in spec.split(',') {
+    for field in &csv_fields(spec)? {
         match field.split_once('=') {
             Some(("type", value)) => kind = Some(value.to_owned()),
             Some(("dest", value)) => dest = Some(PathBuf::from(value)),
@@ -441,7 +488,7 @@ fn archive_compression(name: Option<&str>, level: Option<i32>) -> Result<Compres
 /// step mounts it).
 fn parse_secret(spec: &str) -> Result<(String, SecretSource)> {
     let (mut id, mut src, mut env, mut env_type) = (None, None, None, false);
-    for field in spec.split(',') {
+    for field in &csv_fields(spec)? {
         let Some((key, value)) = field.split_once('=') else {
             anyhow::bail!("invalid field '{field}' must be a key=value pair");
         };
@@ -534,4 +581,31 @@ fn print_failure(failure: &StepFailure) {
         text.push_str("--------------------\n");
     }
     eprint!("{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_values_split_as_csv_records() {
+        assert_eq!(csv_fields("id=a,src=b").unwrap(), ["id=a", "src=b"]);
+        assert_eq!(csv_fields("id=a,\"src=/x,y\"").unwrap(), ["id=a", "src=/x,y"]);
+        assert_eq!(csv_fields("\"a\"\"b\",c").unwrap(), ["a\"b", "c"]);
+        assert_eq!(csv_fields("").unwrap(), [""]);
+        assert_eq!(csv_fields("a,").unwrap(), ["a", ""]);
+        assert!(csv_fields("\"open").is_err());
+        assert!(csv_fields("a\"b").is_err());
+        assert!(csv_fields("\"a\"b").is_err());
+    }
+
+    #[test]
+    fn a_quoted_secret_source_may_hold_commas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a,b");
+        std::fs::write(&path, "value").unwrap();
+        let (id, source) = parse_secret(&format!("id=tok,\"src={}\"", path.display())).unwrap();
+        assert_eq!(id, "tok");
+        assert_eq!(source, SecretSource::File(path));
+    }
 }
