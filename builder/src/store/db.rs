@@ -147,12 +147,16 @@ impl Db {
     /// Like [`write`](Db::write), but the commit is not synced to disk: other processes see it at once,
     /// but a power loss (not a crash) may undo it. For bookkeeping that may be lost, such as when a
     /// cache record was last used, where a sync per change would cost more than the change is worth.
+    ///
+    /// It commits with `synchronous = NORMAL`, not `OFF`: in WAL mode that skips the commit's sync
+    /// but still syncs around a checkpoint, should this commit trigger one, so a power loss can cost
+    /// the newest commits and never the database's consistency.
     pub fn write_unsynced<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
