@@ -11,6 +11,7 @@ use kiln_builder::context::{ContextStream, StreamedContext};
 use kiln_builder::dockerfile::{self, DockerfileSource, DockerfileText, Located};
 use kiln_builder::exec::CancelToken;
 use kiln_builder::frontend::graph::{self, Outline, Planner, TargetInfo};
+use kiln_builder::frontend::instruction::csv_record;
 use kiln_builder::frontend::syntax::Dockerfile;
 use kiln_builder::layer::Compression;
 use kiln_builder::platform::{self, Platform};
@@ -353,48 +354,7 @@ fn request(args: &Args) -> Result<BuildRequest> {
 /// The fields of a flag value that buildx reads as one CSV record (`-o`, `--secret`): split at commas,
 /// where a field in double quotes may hold commas (`"src=/a,b"`) and `""` stands for a quote.
 fn csv_fields(spec: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut chars = spec.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => anyhow::bail!("unterminated quote in {spec:?}"),
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(_) => anyhow::bail!("extraneous text after a closing quote in {spec:?}"),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some(',') => break,
-                    Some('"') => {
-                        anyhow::bail!("bare \" in a field that does not start with one, in {spec:?}")
-                    }
-                    Some(c) => field.push(c),
-                }
-            }
-            fields.push(field);
-        }
-    }
+    csv_record(spec).with_context(|| format!("invalid value {spec:?}"))
 }
 
 /// `-o` as buildx reads it: `type=...,dest=...`, or a bare path for a local export. Archive

@@ -28,6 +28,7 @@
 //! ```
 
 mod chmod;
+mod csv;
 mod duration;
 mod error;
 mod flags;
@@ -44,6 +45,7 @@ pub(crate) use error::go_quote;
 pub use error::{Error, ErrorKind};
 
 pub use chmod::Chmod;
+pub use csv::{CsvError, csv_record};
 pub use mount::{Mount, MountError, MountType, Sharing};
 pub use parse::{parse, parse_all};
 

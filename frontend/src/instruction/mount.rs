@@ -227,7 +227,11 @@ impl Mount {
     pub fn parse(value: &str, is_literal: &dyn Fn(&str) -> bool) -> Result<Mount, MountError> {
         let mut m = Mount::default();
         let mut read_only_given = false;
-        for field in csv_fields(value)? {
+        let fields = super::csv_record(value).map_err(|e| MountError::Csv {
+            column: e.column,
+            reason: e.reason,
+        })?;
+        for field in fields {
             let (key, value) = match field.split_once('=') {
                 Some((k, v)) => (lower(k), Some(v)),
                 None => (lower(&field), None),
@@ -357,70 +361,6 @@ impl Mount {
             return Err(MountError::SharingNotForType { kind: self.kind });
         }
         Ok(())
-    }
-}
-
-/// The fields of a one-record CSV line, as Go's `encoding/csv` reads it (quotes allowed around a
-/// field, `""` inside quotes for a quote).
-fn csv_fields(line: &str) -> Result<Vec<String>, MountError> {
-    if !line.contains('"') {
-        // The common case: no quoting, so fields are the text between commas.
-        return Ok(line.split(',').map(str::to_owned).collect());
-    }
-    let mut fields = Vec::new();
-    let mut chars = line.char_indices().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek().is_some_and(|&(_, c)| c == '"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some((_, '"')) if chars.peek().is_some_and(|&(_, c)| c == '"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some((_, '"')) => break,
-                    Some((_, c)) => field.push(c),
-                    None => {
-                        return Err(MountError::Csv {
-                            column: line.len() + 1,
-                            reason: "extraneous or missing \" in quoted-field",
-                        });
-                    }
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some((_, ',')) => {}
-                Some((i, _)) => {
-                    return Err(MountError::Csv {
-                        column: i + 1,
-                        reason: "extraneous or missing \" in quoted-field",
-                    });
-                }
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some((_, ',')) => break,
-                    Some((i, '"')) => {
-                        return Err(MountError::Csv {
-                            column: i + 1,
-                            reason: "bare \" in non-quoted field",
-                        });
-                    }
-                    Some((_, c)) => field.push(c),
-                }
-            }
-        }
-        fields.push(field);
     }
 }
 
